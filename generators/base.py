@@ -1,0 +1,143 @@
+"""Generator protocol and the values that flow through it.
+
+A generator turns a (hardened) ``GenerationRequest`` into ``Artifact`` values. It neither
+classifies nor signs. ``generate`` is async because generators are I/O (an upstream API) or hand
+their CPU work to a thread themselves.
+
+Exception tree::
+
+    GenGuardError
+    └── GenerationError            the generator could not produce output
+        ├── UnsupportedRequest     the request asks for something this generator cannot do (4xx)
+        ├── UpstreamError          the upstream answered with an error (status, code, message)
+        └── UpstreamTimeout        the upstream did not answer in time
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+from typing import ClassVar, ParamSpec, Protocol, TypeVar
+
+from genguard_errors import GenGuardError
+
+__all__ = [
+    "Artifact",
+    "CpuRunner",
+    "GenerationError",
+    "GenerationRequest",
+    "Generator",
+    "Modality",
+    "UnsupportedRequest",
+    "UpstreamError",
+    "UpstreamTimeout",
+]
+
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class CpuRunner(Protocol):
+    """Runs CPU-bound work off the event loop: the gateway's bounded worker pool.
+
+    ``asyncio.to_thread`` satisfies this protocol, for use outside the gateway.
+    """
+
+    async def __call__(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+
+class Modality(StrEnum):
+    IMAGE = "image"
+    AUDIO = "audio"
+
+
+class GenerationError(GenGuardError):
+    """The generator could not produce output."""
+
+
+class UnsupportedRequest(GenerationError):
+    """The request asks for something this generator cannot do (a size, a voice, a format)."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+class UpstreamError(GenerationError):
+    """The upstream generator answered with an error."""
+
+    def __init__(self, message: str, *, status: int, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class UpstreamTimeout(GenerationError):
+    """The upstream generator did not answer within the stage timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationRequest:
+    """What to generate, after the prompt and harden stages.
+
+    ``prompt`` is what the generator receives (the user's prompt, unchanged unless the policy
+    rewrote it); ``negative_prompt`` carries the policy's safety negative prompt for generators
+    that support one. ``size`` is ``(width, height)`` for images. ``voice``, ``audio_format``
+    and ``speed`` apply to speech. ``model`` is the model name the client asked for, already
+    resolved to this generator.
+    """
+
+    modality: Modality
+    prompt: str
+    model: str
+    n: int = 1
+    size: tuple[int, int] | None = None
+    negative_prompt: str | None = None
+    seed: int | None = None
+    voice: str | None = None
+    audio_format: str = "wav"
+    speed: float = 1.0
+    variant: str | None = None
+    extra: Mapping[str, object] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """One generated output: encoded bytes plus what provenance needs to describe it."""
+
+    data: bytes
+    mime_type: str
+    modality: Modality
+    generator: str
+    model: str
+    width: int | None = None
+    height: int | None = None
+    duration_s: float | None = None
+    revised_prompt: str | None = None
+
+
+class Generator(Protocol):
+    """An image or audio generator.
+
+    ``models`` lists the model names this generator answers to (shown by ``GET /v1/models``).
+    """
+
+    name: ClassVar[str]
+    modalities: ClassVar[frozenset[Modality]]
+
+    @property
+    def models(self) -> tuple[str, ...]: ...
+
+    async def generate(self, request: GenerationRequest) -> list[Artifact]:
+        """Produce ``request.n`` artifacts. Raises ``GenerationError`` subclasses only."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections or threads."""
+        ...

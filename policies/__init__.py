@@ -1,0 +1,1 @@
+"""GenGuard policies."""
