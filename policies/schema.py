@@ -1,0 +1,164 @@
+"""The policy schema: what compliance staff write in YAML, validated by pydantic.
+
+A policy is data, never code: which classifiers run at each stage, the rules that turn their
+scores into a decision, the safety negative prompt, and how much of the prompt the audit log
+keeps. Every model forbids unknown keys so that a typo is an error with its line, not a rule
+that silently never runs.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from classifiers.taxonomy import Category
+
+__all__ = [
+    "Action",
+    "AuditSection",
+    "HardenSection",
+    "ModerationSection",
+    "OnError",
+    "OutputSection",
+    "Policy",
+    "PromptSection",
+    "ProvenanceSection",
+    "Rule",
+    "StageSection",
+]
+
+
+class Action(StrEnum):
+    """What a rule does when it fires, in increasing severity."""
+
+    ALLOW = "allow"
+    FLAG = "flag"  # allowed, but marked for review in the audit log
+    BLOCK = "block"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+
+_SEVERITY = {Action.ALLOW: 0, Action.FLAG: 1, Action.BLOCK: 2}
+
+OnError = Literal["block", "allow"]
+TermLists = dict[Category, tuple[str, ...]]
+StageName = Literal["prompt", "output"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Rule(_Strict):
+    """Fires when any classifier scores ``category`` at or above ``threshold``."""
+
+    id: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    category: Category
+    threshold: Annotated[float, Field(ge=0.0, le=1.0)]
+    action: Action = Action.BLOCK
+    classifiers: tuple[str, ...] | None = None  # None: any classifier of the stage
+    description: str | None = None
+
+
+class StageSection(_Strict):
+    classifiers: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()
+    timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = 10.0
+    on_error: OnError = "block"
+
+    @model_validator(mode="after")
+    def _unique_rule_ids(self) -> StageSection:
+        seen: set[str] = set()
+        for rule in self.rules:
+            if rule.id in seen:
+                raise ValueError(f"duplicate rule id {rule.id!r}")
+            seen.add(rule.id)
+            if rule.classifiers is not None:
+                unknown = set(rule.classifiers) - set(self.classifiers)
+                if unknown:
+                    raise ValueError(
+                        f"rule {rule.id!r} names classifiers {sorted(unknown)} that this stage "
+                        f"does not run (it runs {list(self.classifiers)})"
+                    )
+        return self
+
+
+class PromptSection(StageSection):
+    classifiers: tuple[str, ...] = ("term_list",)
+    timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = 2.0
+    terms: dict[Category, tuple[str, ...]] = Field(default_factory=dict)
+    max_chars: Annotated[int, Field(ge=1, le=100_000)] = 4000
+
+    @field_validator("terms")
+    @classmethod
+    def _no_empty_terms(
+        cls, value: dict[Category, tuple[str, ...]]
+    ) -> dict[Category, tuple[str, ...]]:
+        for category, terms in value.items():
+            for index, term in enumerate(terms):
+                if not term.strip() or term.strip() == "*":
+                    raise ValueError(f"terms[{category.value}][{index}] is empty")
+        return value
+
+
+class HardenSection(_Strict):
+    negative_prompt: str | None = None
+    max_n: Annotated[int, Field(ge=1, le=10)] = 4
+    max_pixels: Annotated[int, Field(ge=64 * 64)] = 2048 * 2048
+
+
+class OutputSection(_Strict):
+    image: StageSection = StageSection(classifiers=("nudenet",))
+    audio: StageSection = StageSection()
+
+
+class ProvenanceSection(_Strict):
+    c2pa: bool = True
+    timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = 15.0
+    on_error: OnError = "block"
+
+
+class GenerateSection(_Strict):
+    timeout_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 120.0
+
+
+class AuditSection(_Strict):
+    prompt: Literal["full", "redacted", "omitted"] = "full"
+
+
+class ModerationSection(_Strict):
+    """``/v1/moderations``: a category is flagged at or above its threshold."""
+
+    flag_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
+    thresholds: dict[Category, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
+        default_factory=dict
+    )
+
+    def threshold_for(self, category: Category) -> float:
+        return self.thresholds.get(category, self.flag_threshold)
+
+
+class Policy(_Strict):
+    """One policy document (the YAML file's top level)."""
+
+    id: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.-]+$")]
+    description: str = ""
+    prompt: PromptSection = PromptSection()
+    harden: HardenSection = HardenSection()
+    generate: GenerateSection = GenerateSection()
+    output: OutputSection = OutputSection()
+    provenance: ProvenanceSection = ProvenanceSection()
+    audit: AuditSection = AuditSection()
+    moderation: ModerationSection = ModerationSection()
+
+    def classifier_names(self) -> dict[str, set[str]]:
+        """Backends this policy refers to, by kind (text / image / audio)."""
+        return {
+            "text": set(self.prompt.classifiers),
+            "image": set(self.output.image.classifiers),
+            "audio": set(self.output.audio.classifiers),
+        }
