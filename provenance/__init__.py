@@ -1,1 +1,48 @@
-"""GenGuard provenance."""
+"""GenGuard provenance: C2PA signing and verification of generated media.
+
+``C2paSigner.sign`` embeds a signed manifest (``c2pa.created``, trainedAlgorithmicMedia, the
+generator and model, and GenGuard's decision id and policy revision; never the prompt);
+``read_manifest`` reads and validates one. Credentials come from production PEM files
+(``load_credentials``) or a development CA generated on first start
+(``ensure_dev_credentials``). Both sign and read are synchronous, CPU-bound and thread-safe.
+"""
+
+from provenance.credentials import SigningCredentials, ensure_dev_credentials, load_credentials
+from provenance.errors import (
+    CredentialsError,
+    ManifestReadError,
+    ProvenanceError,
+    SigningFailed,
+    UnsupportedMedia,
+)
+from provenance.manifest import (
+    GENGUARD_ASSERTION_LABEL,
+    TRAINED_ALGORITHMIC_MEDIA,
+    ManifestSpec,
+    manifest_definition,
+)
+from provenance.media import SIGNABLE_MIME_TYPES, canonical_mime_type, mime_type_from_bytes
+from provenance.signer import C2paSigner, SignedAsset
+from provenance.verify import VerificationReport, read_manifest
+
+__all__ = [
+    "GENGUARD_ASSERTION_LABEL",
+    "SIGNABLE_MIME_TYPES",
+    "TRAINED_ALGORITHMIC_MEDIA",
+    "C2paSigner",
+    "CredentialsError",
+    "ManifestReadError",
+    "ManifestSpec",
+    "ProvenanceError",
+    "SignedAsset",
+    "SigningCredentials",
+    "SigningFailed",
+    "UnsupportedMedia",
+    "VerificationReport",
+    "canonical_mime_type",
+    "ensure_dev_credentials",
+    "load_credentials",
+    "manifest_definition",
+    "mime_type_from_bytes",
+    "read_manifest",
+]

@@ -1,0 +1,108 @@
+"""Signing generated artifacts with a C2PA manifest (c2pa-python, backed by c2pa-rs).
+
+``C2paSigner.sign`` is synchronous and CPU-bound (about 2 ms without a thumbnail): the gateway
+runs it in its worker pool. It is safe to call from many threads at once because the signer
+holds only immutable credentials; every call creates, uses and closes its own c2pa Context,
+Signer and Builder, so no c2pa handle is ever shared between threads. c2pa errors are
+translated here into ``CredentialsError`` / ``SigningFailed``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import c2pa
+
+from generators.base import Artifact
+from provenance.credentials import SigningCredentials
+from provenance.errors import CredentialsError, SigningFailed, UnsupportedMedia
+from provenance.manifest import ManifestSpec, manifest_definition
+from provenance.media import mime_type_from_bytes, signable_mime_type
+
+__all__ = ["C2paSigner", "SignedAsset"]
+
+
+@dataclass(frozen=True, slots=True)
+class SignedAsset:
+    """The signed bytes, their canonical media type, the active manifest's label
+    (``urn:c2pa:<uuid>``) and the sha256 (hex) of the signed bytes."""
+
+    data: bytes
+    mime_type: str
+    manifest_id: str
+    sha256: str
+
+
+class C2paSigner:
+    """Embeds a signed C2PA manifest in PNG, JPEG and WAV artifacts.
+
+    ``thumbnail=True`` embeds c2pa's default thumbnail of images (about 150 KB and 35-50 ms
+    more per signature); it is off by default.
+    """
+
+    def __init__(self, credentials: SigningCredentials, *, thumbnail: bool = False) -> None:
+        self._credentials = credentials
+        self._thumbnail = thumbnail
+        self._settings = json.dumps({"builder": {"thumbnail": {"enabled": thumbnail}}})
+
+    def __repr__(self) -> str:
+        return f"C2paSigner({self._credentials!r}, thumbnail={self._thumbnail})"
+
+    def sign(self, artifact: Artifact, spec: ManifestSpec) -> SignedAsset:
+        """Sign ``artifact`` with a manifest built from ``spec``.
+
+        Raises ``UnsupportedMedia`` for a media type other than PNG, JPEG or WAV (or bytes that
+        are not what the media type says), ``CredentialsError`` when c2pa rejects the
+        credentials, ``SigningFailed`` for any other c2pa failure.
+        """
+        mime_type = signable_mime_type(artifact.mime_type)
+        sniffed = mime_type_from_bytes(artifact.data)
+        if sniffed != mime_type:
+            raise UnsupportedMedia(
+                f"artifact from generator {artifact.generator!r} is declared {artifact.mime_type} "
+                f"but its bytes are {sniffed}"
+            )
+        definition = manifest_definition(spec, mime_type)
+        # We choose the label so the manifest id is known without reading the asset back.
+        manifest_id = f"urn:c2pa:{uuid.uuid4()}"
+        definition["label"] = manifest_id
+        signed = self._embed(artifact.data, mime_type, definition, manifest_id)
+        return SignedAsset(
+            data=signed,
+            mime_type=mime_type,
+            manifest_id=manifest_id,
+            sha256=hashlib.sha256(signed).hexdigest(),
+        )
+
+    def _embed(
+        self, data: bytes, mime_type: str, definition: dict[str, Any], manifest_id: str
+    ) -> bytes:
+        credentials = self._credentials
+        signer_info = c2pa.C2paSignerInfo(
+            credentials.algorithm.encode(),
+            credentials.cert_chain_pem,
+            credentials.private_key_pem,
+            None,
+        )
+        try:
+            signer = c2pa.Signer.from_info(signer_info)
+        except c2pa.C2paError as exc:
+            raise CredentialsError(f"c2pa rejected the signing credentials: {exc}") from exc
+        destination = io.BytesIO()
+        try:
+            with (
+                signer,
+                c2pa.Context.from_json(self._settings) as context,
+                c2pa.Builder(definition, context=context) as builder,
+            ):
+                manifest_store = builder.sign(signer, mime_type, io.BytesIO(data), destination)
+        except c2pa.C2paError as exc:
+            raise SigningFailed(f"c2pa could not sign the {mime_type} asset: {exc}") from exc
+        if manifest_id.encode() not in manifest_store:
+            raise SigningFailed(f"c2pa did not label the manifest {manifest_id} as requested")
+        return destination.getvalue()
