@@ -1,0 +1,104 @@
+"""Where audit records live in Redis, and the one place Redis errors are translated.
+
+Layout (``prefix`` defaults to ``genguard:audit``)::
+
+    {prefix}:stream:{tenant}   stream, one entry per record, one field ``record`` = stored JSON
+    {prefix}:head:{tenant}     string, hash of the tenant's newest record (the chain head)
+    {prefix}:ids               hash, decision_id -> "{tenant} {stream entry id}"
+    {prefix}:tenants           set of tenants that have records
+
+Works with clients created with or without ``decode_responses``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from redis import exceptions as redis_exceptions
+
+from audit.errors import AuditError, AuditRecordCorrupt, AuditUnavailable
+from audit.record import AuditRecord
+
+__all__ = [
+    "DEFAULT_PREFIX",
+    "RECORD_FIELD",
+    "AuditKeys",
+    "as_text",
+    "decode_entry",
+    "entry_json",
+    "map_redis_errors",
+]
+
+DEFAULT_PREFIX = "genguard:audit"
+RECORD_FIELD = "record"
+
+EntryFields = Mapping[bytes, bytes] | Mapping[str, str] | Mapping[bytes | str, bytes | str]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditKeys:
+    """Key names under one prefix."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    def stream(self, tenant: str) -> str:
+        return f"{self.prefix}:stream:{tenant}"
+
+    def head(self, tenant: str) -> str:
+        return f"{self.prefix}:head:{tenant}"
+
+    @property
+    def ids(self) -> str:
+        return f"{self.prefix}:ids"
+
+    @property
+    def tenants(self) -> str:
+        return f"{self.prefix}:tenants"
+
+
+def as_text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def entry_json(fields: EntryFields | None) -> str | None:
+    """The ``record`` field of a stream entry, or None when the entry has no such field."""
+    for name, value in (fields or {}).items():
+        if as_text(name) == RECORD_FIELD:
+            return as_text(value)
+    return None
+
+
+def decode_entry(tenant: str, entry_id: str, fields: EntryFields | None) -> AuditRecord:
+    """Parse one stream entry; ``AuditRecordCorrupt`` (naming the entry) if it is no record."""
+    raw = entry_json(fields)
+    if raw is None:
+        raise AuditRecordCorrupt(f"tenant {tenant!r} entry {entry_id}: no {RECORD_FIELD!r} field")
+    try:
+        return AuditRecord.model_validate_json(raw)
+    except ValidationError as exc:
+        raise AuditRecordCorrupt(
+            f"tenant {tenant!r} entry {entry_id}: not an audit record "
+            f"({exc.error_count()} errors, first: {exc.errors()[0]['msg']})"
+        ) from exc
+
+
+@contextmanager
+def map_redis_errors(action: str) -> Iterator[None]:
+    """Translate redis-py (and socket) errors into ``AuditUnavailable`` / ``AuditError``."""
+    try:
+        yield
+    except (
+        redis_exceptions.ConnectionError,
+        redis_exceptions.TimeoutError,
+        redis_exceptions.ReadOnlyError,
+        ConnectionError,
+        TimeoutError,
+    ) as exc:
+        raise AuditUnavailable(
+            f"{action}: Redis unavailable ({type(exc).__name__}: {exc})"
+        ) from exc
+    except redis_exceptions.RedisError as exc:
+        raise AuditError(f"{action}: Redis error ({type(exc).__name__}: {exc})") from exc
