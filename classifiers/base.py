@@ -9,7 +9,8 @@ Exception tree::
 
     GenGuardError (genguard_errors)
     └── ClassifierError           a classifier could not score its input
-        └── ClassifierUnavailable a backend's model or dependency is missing
+        ├── ClassifierUnavailable a backend's model or dependency is missing
+        └── UnknownClassifierError no backend of that kind has that name (also a KeyError)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ __all__ = [
     "ImageClassifier",
     "Scores",
     "TextClassifier",
+    "UnknownClassifierError",
 ]
 
 
@@ -44,6 +46,13 @@ class ClassifierError(GenGuardError):
 
 class ClassifierUnavailable(ClassifierError):
     """A backend's model file or optional dependency is missing."""
+
+
+class UnknownClassifierError(ClassifierError, KeyError):
+    """No registered backend of the requested kind has the requested name."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,1 +1,5 @@
-"""GenGuard classifiers.image."""
+"""Image classifiers."""
+
+from classifiers.image.nudenet import Detection, NudeNetClassifier
+
+__all__ = ["Detection", "NudeNetClassifier"]

@@ -1,0 +1,317 @@
+"""NudeNet image classifier: the YOLOv8 detector that ships in the ``nudenet`` wheel.
+
+The ONNX model (``nudenet/320n.onnx``) is loaded once, with onnxruntime directly so the thread
+count is bounded, and warmed at construction. ``nudenet``'s own ``NudeDetector`` is not used:
+it cannot bound threads, takes file paths or BGR arrays rather than PIL images, and its 3.4.2
+preprocessing hands the network BGR although the network was trained on RGB
+(notAI-tech/NudeNet#203). Here images are letterboxed as in training (Ultralytics): RGB, aspect
+kept, centred on grey 114, scaled to [0, 1].
+
+Scores per image:
+
+* ``nudity``: the highest confidence of any exposed-body-part detection (breast, genitalia,
+  buttocks, anus);
+* ``sexual``: the highest confidence of exposed genitalia or anus.
+
+Every detection of those labels is evidence (label, box in image pixels, score). Images with
+transparency are scored composited over white and over black, and the higher score wins, so
+content hidden in the alpha channel cannot slip through on one background.
+
+``classify`` keeps no state between calls, and onnxruntime's ``InferenceSession.run`` is
+thread-safe, so one instance serves the whole worker pool.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from numpy.typing import NDArray
+from PIL import Image
+
+from classifiers.base import ClassifierError, ClassifierUnavailable, Evidence, Scores
+from classifiers.taxonomy import Category
+
+__all__ = ["EXPOSED_LABELS", "Detection", "NudeNetClassifier"]
+
+EXPOSED_LABELS: Mapping[str, tuple[Category, ...]] = {
+    "FEMALE_BREAST_EXPOSED": (Category.NUDITY,),
+    "BUTTOCKS_EXPOSED": (Category.NUDITY,),
+    "FEMALE_GENITALIA_EXPOSED": (Category.NUDITY, Category.SEXUAL),
+    "MALE_GENITALIA_EXPOSED": (Category.NUDITY, Category.SEXUAL),
+    "ANUS_EXPOSED": (Category.NUDITY, Category.SEXUAL),
+}
+
+_INPUT_SIZE = 320
+_PAD_GREY = 114
+_IOU_THRESHOLD = 0.45
+_BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0)}
+_PIL_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    """One detector box: ``label``, ``score`` and ``box`` as (x, y, width, height) pixels."""
+
+    label: str
+    score: float
+    box: tuple[int, int, int, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _Letterbox:
+    """Where the resized image sits in the model input, to map boxes back."""
+
+    scale: float
+    left: int
+    top: int
+    width: int
+    height: int
+
+
+def default_model_path() -> Path:
+    """The ``320n.onnx`` inside the installed ``nudenet`` wheel (found without importing it)."""
+    spec = importlib.util.find_spec("nudenet")
+    if spec is None or not spec.submodule_search_locations:
+        raise ClassifierUnavailable("nudenet: the 'nudenet' package is not installed")
+    return Path(next(iter(spec.submodule_search_locations))) / "320n.onnx"
+
+
+class NudeNetClassifier:
+    """Scores images for exposed nudity with NudeNet's detector (CPU, bounded threads)."""
+
+    name: ClassVar[str] = "nudenet"
+
+    def __init__(
+        self, *, threads: int = 1, threshold: float = 0.25, model_path: Path | None = None
+    ) -> None:
+        if threads < 1:
+            raise ValueError(f"nudenet: threads must be at least 1, got {threads}")
+        if not 0.0 < threshold <= 1.0:
+            raise ValueError(f"nudenet: threshold must be in (0, 1], got {threshold}")
+        self._threshold = threshold
+        path = model_path if model_path is not None else default_model_path()
+        if not path.is_file():
+            raise ClassifierUnavailable(f"nudenet: model file {path} not found")
+        self._session = _load_session(path, threads)
+        self._input_name: str = self._session.get_inputs()[0].name
+        self._labels = _labels(self._session, path)
+        warm_up = np.full((1, 3, _INPUT_SIZE, _INPUT_SIZE), _PAD_GREY / 255, np.float32)
+        try:
+            self._run(warm_up, "warm-up")
+        except ClassifierError as exc:
+            raise ClassifierUnavailable(str(exc)) from exc
+
+    @property
+    def threshold(self) -> float:
+        """The lowest detector confidence that counts as a detection."""
+        return self._threshold
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        """The detector's labels, in output order."""
+        return self._labels
+
+    def classify(self, images: Sequence[Image.Image]) -> list[Scores]:
+        return [self._classify_one(index, image) for index, image in enumerate(images)]
+
+    def detect(self, images: Sequence[Image.Image]) -> list[list[Detection]]:
+        """All detections (every label) at or above ``threshold``, per image, best first.
+
+        For an image with transparency, the detections on the background that scored higher.
+        """
+        results: list[list[Detection]] = []
+        for index, image in enumerate(images):
+            _, detections = self._best_composite(index, image)
+            results.append(detections)
+        return results
+
+    def _classify_one(self, index: int, image: Image.Image) -> Scores:
+        background, detections = self._best_composite(index, image)
+        scores = {Category.NUDITY: 0.0, Category.SEXUAL: 0.0}
+        evidence: list[Evidence] = []
+        where = f" over {background}" if background else ""
+        for detection in detections:
+            for category in EXPOSED_LABELS.get(detection.label, ()):
+                scores[category] = max(scores[category], detection.score)
+                x, y, width, height = detection.box
+                detail = (
+                    f"{detection.label} at x={x} y={y} w={width} h={height}{where} "
+                    f"(score {detection.score:.3f})"
+                )
+                evidence.append(Evidence(category, detail, detection.score))
+        return Scores(classifier=self.name, scores=scores, evidence=tuple(evidence))
+
+    def _best_composite(self, index: int, image: Image.Image) -> tuple[str, list[Detection]]:
+        """Detections for ``image``; with transparency, over the background that scores higher."""
+        variants = _rgb_variants(index, image)
+        best: tuple[float, str, list[Detection]] | None = None
+        for background, rgb in variants:
+            detections = self._detect_rgb(index, rgb)
+            exposed = max((d.score for d in detections if d.label in EXPOSED_LABELS), default=0.0)
+            if best is None or exposed > best[0]:
+                best = (exposed, background, detections)
+        assert best is not None  # _rgb_variants returns at least one image
+        return best[1], best[2]
+
+    def _detect_rgb(self, index: int, rgb: Image.Image) -> list[Detection]:
+        blob, box = _letterbox(index, rgb)
+        output = self._run(blob, f"image {index}")
+        return _detections(output, box, self._labels, self._threshold)
+
+    def _run(self, blob: NDArray[np.float32], where: str) -> NDArray[np.float32]:
+        try:
+            outputs = self._session.run(None, {self._input_name: blob})
+        except Exception as exc:  # onnxruntime's pybind errors share no public base class
+            raise ClassifierError(f"nudenet: {where}: onnxruntime failed: {exc}") from exc
+        result: NDArray[np.float32] = np.asarray(outputs[0], dtype=np.float32)
+        if result.ndim != 3 or result.shape[:2] != (1, 4 + len(self._labels)):
+            raise ClassifierError(f"nudenet: {where}: unexpected model output {result.shape}")
+        return result
+
+
+def _load_session(path: Path, threads: int) -> Any:
+    try:
+        import onnxruntime
+    except ImportError as exc:
+        raise ClassifierUnavailable("nudenet: onnxruntime is not installed") from exc
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = onnxruntime.ExecutionMode.ORT_SEQUENTIAL
+    options.log_severity_level = 3  # errors only
+    try:
+        return onnxruntime.InferenceSession(
+            str(path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime's pybind errors share no public base class
+        raise ClassifierUnavailable(f"nudenet: cannot load model {path}: {exc}") from exc
+
+
+def _labels(session: Any, path: Path) -> tuple[str, ...]:
+    """Read the label names from the model's metadata and check they are the expected ones."""
+    raw = session.get_modelmeta().custom_metadata_map.get("names", "")
+    try:
+        names = ast.literal_eval(raw)
+    except (ValueError, SyntaxError) as exc:
+        raise ClassifierUnavailable(f"nudenet: model {path} has no readable label names") from exc
+    if not isinstance(names, dict) or sorted(names) != list(range(len(names))):
+        raise ClassifierUnavailable(f"nudenet: model {path} has malformed label names")
+    labels = tuple(str(names[i]) for i in range(len(names)))
+    missing = sorted(set(EXPOSED_LABELS) - set(labels))
+    if missing:
+        raise ClassifierUnavailable(f"nudenet: model {path} lacks labels {', '.join(missing)}")
+    return labels
+
+
+def _rgb_variants(index: int, image: Image.Image) -> list[tuple[str, Image.Image]]:
+    """The image as RGB: once if opaque, over white and over black if it has transparency."""
+    if not isinstance(image, Image.Image):
+        raise ClassifierError(
+            f"nudenet: image {index}: expected a PIL image, got {type(image).__name__}"
+        )
+    width, height = image.size
+    if width < 1 or height < 1:
+        raise ClassifierError(f"nudenet: image {index}: empty image ({width}x{height})")
+    try:
+        has_alpha = "A" in image.getbands() or "transparency" in image.info
+        if not has_alpha:
+            return [("", image.convert("RGB"))]
+        rgba = image.convert("RGBA")
+        alpha_min, _ = rgba.getchannel("A").getextrema()
+        if alpha_min == 255:
+            return [("", rgba.convert("RGB"))]
+        variants = []
+        for background, colour in _BACKGROUNDS.items():
+            canvas = Image.new("RGBA", rgba.size, (*colour, 255))
+            variants.append((background, Image.alpha_composite(canvas, rgba).convert("RGB")))
+        return variants
+    except _PIL_ERRORS as exc:
+        raise ClassifierError(f"nudenet: image {index}: cannot decode: {exc}") from exc
+
+
+def _letterbox(index: int, rgb: Image.Image) -> tuple[NDArray[np.float32], _Letterbox]:
+    """Resize keeping the aspect ratio, centre on grey, return an NCHW float blob in [0, 1]."""
+    width, height = rgb.size
+    scale = _INPUT_SIZE / max(width, height)
+    new_width = max(1, min(_INPUT_SIZE, round(width * scale)))
+    new_height = max(1, min(_INPUT_SIZE, round(height * scale)))
+    left = (_INPUT_SIZE - new_width) // 2
+    top = (_INPUT_SIZE - new_height) // 2
+    try:
+        resized = rgb.resize((new_width, new_height), Image.Resampling.BILINEAR)
+    except _PIL_ERRORS as exc:
+        raise ClassifierError(f"nudenet: image {index}: cannot resize: {exc}") from exc
+    canvas = Image.new("RGB", (_INPUT_SIZE, _INPUT_SIZE), (_PAD_GREY,) * 3)
+    canvas.paste(resized, (left, top))
+    pixels = np.asarray(canvas, dtype=np.float32) / np.float32(255.0)
+    blob = np.ascontiguousarray(pixels.transpose(2, 0, 1)[np.newaxis])
+    return blob, _Letterbox(scale=scale, left=left, top=top, width=width, height=height)
+
+
+def _detections(
+    output: NDArray[np.float32], box: _Letterbox, labels: Sequence[str], threshold: float
+) -> list[Detection]:
+    """Decode YOLOv8 output (1, 4 + classes, anchors): every (anchor, label) over threshold,
+    boxes mapped back to image pixels, then per-label non-maximum suppression."""
+    rows = output[0].T  # (anchors, 4 + classes)
+    anchors, classes = np.nonzero(rows[:, 4:] >= threshold)
+    if anchors.size == 0:
+        return []
+    scores = rows[anchors, 4 + classes]
+    cx, cy, w, h = (rows[anchors, i] for i in range(4))
+    x0 = np.clip((cx - w / 2 - box.left) / box.scale, 0, box.width)
+    y0 = np.clip((cy - h / 2 - box.top) / box.scale, 0, box.height)
+    x1 = np.clip((cx + w / 2 - box.left) / box.scale, 0, box.width)
+    y1 = np.clip((cy + h / 2 - box.top) / box.scale, 0, box.height)
+    corners = np.stack([x0, y0, x1, y1], axis=1)
+    detections: list[Detection] = []
+    for label_index in np.unique(classes):
+        members = np.flatnonzero(classes == label_index)
+        for kept in _non_maximum_suppression(corners[members], scores[members]):
+            i = members[kept]
+            left, top, right, bottom = corners[i]
+            detections.append(
+                Detection(
+                    label=labels[int(label_index)],
+                    score=min(1.0, max(0.0, float(scores[i]))),
+                    box=(int(left), int(top), int(right - left), int(bottom - top)),
+                )
+            )
+    detections.sort(key=lambda d: d.score, reverse=True)
+    return detections
+
+
+def _non_maximum_suppression(
+    corners: NDArray[np.float32], scores: NDArray[np.float32]
+) -> list[int]:
+    """Greedy NMS: indices of the boxes kept, best first."""
+    order = np.argsort(-scores, kind="stable")
+    areas = (corners[:, 2] - corners[:, 0]) * (corners[:, 3] - corners[:, 1])
+    kept: list[int] = []
+    while order.size:
+        best = int(order[0])
+        kept.append(best)
+        rest = order[1:]
+        width = np.clip(
+            np.minimum(corners[best, 2], corners[rest, 2])
+            - np.maximum(corners[best, 0], corners[rest, 0]),
+            0,
+            None,
+        )
+        height = np.clip(
+            np.minimum(corners[best, 3], corners[rest, 3])
+            - np.maximum(corners[best, 1], corners[rest, 1]),
+            0,
+            None,
+        )
+        overlap = width * height
+        union = areas[best] + areas[rest] - overlap
+        iou = np.divide(overlap, union, out=np.zeros_like(overlap), where=union > 0)
+        order = rest[iou <= _IOU_THRESHOLD]
+    return kept

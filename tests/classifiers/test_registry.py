@@ -1,0 +1,47 @@
+"""The registries: names resolve to classes; an unknown name says which names exist."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from classifiers import (
+    AUDIO_CLASSIFIERS,
+    IMAGE_CLASSIFIERS,
+    TEXT_CLASSIFIERS,
+    ClassifierError,
+    NudeNetClassifier,
+    TermListClassifier,
+    UnknownClassifierError,
+    class_for,
+)
+
+
+def test_registered_names_resolve_to_their_classes() -> None:
+    assert class_for("text", "term_list") is TermListClassifier
+    assert class_for("image", "nudenet") is NudeNetClassifier
+    assert list(TEXT_CLASSIFIERS.items()) == [("term_list", TermListClassifier)]
+    assert list(IMAGE_CLASSIFIERS.items()) == [("nudenet", NudeNetClassifier)]
+    assert not AUDIO_CLASSIFIERS
+
+
+def test_an_unknown_name_lists_the_valid_ones() -> None:
+    with pytest.raises(UnknownClassifierError) as caught:
+        class_for("image", "nudenett")
+    assert str(caught.value) == "unknown image classifier 'nudenett'; expected one of: nudenet"
+    assert isinstance(caught.value, KeyError)
+    assert isinstance(caught.value, ClassifierError)
+
+
+def test_an_empty_registry_says_so() -> None:
+    with pytest.raises(UnknownClassifierError, match=r"expected one of: \(none registered\)$"):
+        class_for("audio", "whisper")
+
+
+def test_an_unknown_kind_lists_the_kinds() -> None:
+    kind: Any = "video"
+    with pytest.raises(
+        UnknownClassifierError, match=r"^unknown classifier kind 'video'; expected one of: text"
+    ):
+        class_for(kind, "nudenet")
