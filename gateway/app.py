@@ -1,0 +1,130 @@
+"""The FastAPI application: factory, lifespan and the one place the middleware stack is built."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from gateway.context import RequestContext, new_decision_id
+from gateway.deps import Services, principal_from_request
+from gateway.errors import ApiError, error_for_exception, error_response
+from gateway.lifespan import open_services
+from gateway.routes import audio, images, moderations, system
+from gateway.settings import Settings
+from gateway.validation import api_error_for_validation
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("genguard")
+
+AUDITED_ROUTES = {
+    "/v1/images/generations": "images.generations",
+    "/v1/audio/speech": "audio.speech",
+    "/v1/moderations": "moderations",
+}
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_services(settings) as services:
+            app.state.services = services
+            yield
+
+    app = FastAPI(
+        title="GenGuard",
+        version="0.1.0",
+        summary="Content-safety and provenance gateway (OpenAI-compatible)",
+        lifespan=lifespan,
+    )
+    app.include_router(images.router)
+    app.include_router(audio.router)
+    app.include_router(moderations.router)
+    app.include_router(system.router)
+    _install_middleware(app, settings)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_middleware(app: FastAPI, settings: Settings) -> None:
+    @app.middleware("http")
+    async def request_state(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        request.state.decision_id = new_decision_id()
+        request.state.started = time.perf_counter()
+        request.state.route_name = AUDITED_ROUTES.get(request.url.path, request.url.path)
+        request.state.audited = False
+        request.state.principal = None
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > settings.limits.max_body_bytes:
+            error = ApiError(
+                413,
+                f"request body of {length} bytes exceeds the limit of "
+                f"{settings.limits.max_body_bytes}",
+                "request_too_large",
+            )
+            return await _audited_error(request, error)
+        return await call_next(request)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def on_api_error(request: Request, exc: ApiError) -> Response:
+        return await _audited_error(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> Response:
+        return await _audited_error(request, api_error_for_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        codes = {404: "not_found", 405: "method_not_allowed"}
+        error = ApiError(
+            exc.status_code,
+            f"{request.method} {request.url.path}: {exc.detail}",
+            codes.get(exc.status_code, "http_error"),
+        )
+        return await _audited_error(request, error)
+
+    @app.exception_handler(Exception)
+    async def on_unexpected(request: Request, exc: Exception) -> Response:
+        logger.exception("unhandled error on %s", request.url.path)
+        return await _audited_error(request, error_for_exception(exc))
+
+
+async def _audited_error(request: Request, error: ApiError) -> Response:
+    """Answer with the OpenAI error shape; audit it if the route is audited and nobody has."""
+    decision_id: str | None = getattr(request.state, "decision_id", None)
+    route = AUDITED_ROUTES.get(request.url.path)
+    services: Services | None = getattr(request.app.state, "services", None)
+    if route and services and decision_id and not getattr(request.state, "audited", True):
+        request.state.audited = True
+        principal = getattr(request.state, "principal", None)
+        if principal is None and error.status != 401:
+            try:
+                principal = await principal_from_request(request, services.keys)
+            except ApiError:
+                principal = None
+        ctx = RequestContext(
+            decision_id=decision_id, route=route, principal=principal, started=request.state.started
+        )
+        try:
+            await services.recorder.record_failure(ctx, error, params={"path": request.url.path})
+        except Exception:
+            logger.exception("could not audit failed request %s", decision_id)
+            error = ApiError(
+                503,
+                "the audit log is unavailable; request refused",
+                "audit_unavailable",
+                type="server_error",
+            )
+    return error_response(error, decision_id)

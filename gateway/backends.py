@@ -1,0 +1,155 @@
+"""Builds the classifier and generator instances the pipeline uses, once, at start-up.
+
+Policies name backends; an unknown name fails here, at start-up or when a policy is loaded,
+never at request time. Classifiers configured by the policy itself (the term list) are built per
+policy revision and cached; model-backed classifiers (NudeNet) are loaded and warmed once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from classifiers.base import AudioClassifier, ImageClassifier, TextClassifier
+from classifiers.image.nudenet import NudeNetClassifier
+from classifiers.registry import AUDIO_CLASSIFIERS, IMAGE_CLASSIFIERS, TEXT_CLASSIFIERS
+from classifiers.text.term_list import TermListClassifier
+from gateway.errors import ApiError
+from gateway.settings import Settings
+from generators.base import CpuRunner, Generator, Modality
+from generators.espeak_tts import EspeakSpeechGenerator
+from generators.openai_compat import OpenAICompatGenerator
+from generators.procedural import ProceduralImageGenerator
+from policies.loader import PolicyBundle
+from policies.schema import Policy
+
+__all__ = ["ClassifierBackends", "GeneratorRouter", "UnknownBackend"]
+
+
+class UnknownBackend(ValueError):
+    """A policy names a classifier that is not registered."""
+
+
+@dataclass
+class ClassifierBackends:
+    """Long-lived classifier instances plus per-policy-revision ones."""
+
+    settings: Settings
+    _shared: dict[str, object] = field(default_factory=dict)
+    _per_revision: dict[tuple[str, str], object] = field(default_factory=dict)
+
+    def check(self, policy: Policy) -> None:
+        """Raise ``UnknownBackend`` naming the stage if ``policy`` refers to an unknown backend."""
+        registries: dict[str, dict[str, type]] = {
+            "text": dict(TEXT_CLASSIFIERS),
+            "image": dict(IMAGE_CLASSIFIERS),
+            "audio": dict(AUDIO_CLASSIFIERS),
+        }
+        where = {
+            "text": "prompt.classifiers",
+            "image": "output.image.classifiers",
+            "audio": "output.audio.classifiers",
+        }
+        for kind, names in policy.classifier_names().items():
+            for name in sorted(names):
+                if name not in registries[kind]:
+                    valid = ", ".join(sorted(registries[kind])) or "(none yet)"
+                    raise UnknownBackend(
+                        f"policy {policy.id!r}: {where[kind]} names unknown {kind} classifier "
+                        f"{name!r}; registered: {valid}"
+                    )
+
+    def prepare(self, bundle: PolicyBundle) -> None:
+        """Load and warm every backend ``bundle`` uses (start-up, or when a policy changes)."""
+        self.check(bundle.policy)
+        for name in bundle.policy.prompt.classifiers:
+            self.text(name, bundle)
+        for name in bundle.policy.output.image.classifiers:
+            self.image(name).classify([Image.new("RGB", (64, 64), (128, 128, 128))])
+        for name in bundle.policy.output.audio.classifiers:
+            self.audio(name)
+
+    def text(self, name: str, bundle: PolicyBundle) -> TextClassifier:
+        if name == TermListClassifier.name:
+            key = (name, bundle.revision)
+            if key not in self._per_revision:
+                self._per_revision[key] = TermListClassifier(bundle.policy.prompt.terms)
+            return self._per_revision[key]  # type: ignore[return-value]
+        return self._get(name, lambda: TEXT_CLASSIFIERS[name]())  # type: ignore[return-value]
+
+    def image(self, name: str) -> ImageClassifier:
+        if name == NudeNetClassifier.name:
+            threads = self.settings.classifiers.nudenet_threads
+            return self._get(name, lambda: NudeNetClassifier(threads=threads))  # type: ignore[return-value]
+        return self._get(name, lambda: IMAGE_CLASSIFIERS[name]())  # type: ignore[return-value]
+
+    def audio(self, name: str) -> AudioClassifier:
+        return self._get(name, lambda: AUDIO_CLASSIFIERS[name]())  # type: ignore[return-value]
+
+    def _get(self, name: str, build: Callable[[], object]) -> object:
+        if name not in self._shared:
+            self._shared[name] = build()
+        return self._shared[name]
+
+
+class GeneratorRouter:
+    """Maps the ``model`` a client asks for to a generator (``GET /v1/models`` lists them)."""
+
+    def __init__(self, settings: Settings, run_cpu: CpuRunner) -> None:
+        self._generators: dict[Modality, Generator] = {}
+        upstream = settings.upstream
+        if "openai_compat" in (settings.image_generator, settings.speech_generator):
+            assert upstream.base_url is not None  # enforced by Settings
+        key = upstream.api_key.get_secret_value() if upstream.api_key else None
+        if settings.image_generator == "openai_compat":
+            self._generators[Modality.IMAGE] = OpenAICompatGenerator(
+                base_url=upstream.base_url or "",
+                api_key=key,
+                models=upstream.image_models,
+                timeout_s=upstream.timeout_s,
+                modalities=frozenset({Modality.IMAGE}),
+            )
+        else:
+            self._generators[Modality.IMAGE] = ProceduralImageGenerator(run_cpu=run_cpu)
+        if settings.speech_generator == "openai_compat":
+            self._generators[Modality.AUDIO] = OpenAICompatGenerator(
+                base_url=upstream.base_url or "",
+                api_key=key,
+                models=upstream.speech_models,
+                timeout_s=upstream.timeout_s,
+                modalities=frozenset({Modality.AUDIO}),
+            )
+        else:
+            self._generators[Modality.AUDIO] = EspeakSpeechGenerator(run_cpu=run_cpu)
+        self._aliases = dict(settings.model_aliases)
+
+    def resolve(self, modality: Modality, model: str | None) -> tuple[Generator, str]:
+        generator = self._generators[modality]
+        if model is None or model == "":
+            return generator, generator.models[0]
+        target = self._aliases.get(model, model)
+        if target in generator.models:
+            return generator, target
+        known = sorted(
+            set(generator.models) | {a for a, t in self._aliases.items() if t in generator.models}
+        )
+        raise ApiError(
+            404,
+            f"the model {model!r} does not exist for {modality.value} generation here; "
+            f"available: {', '.join(known)}",
+            "model_not_found",
+            param="model",
+        )
+
+    def models(self) -> list[tuple[str, Generator]]:
+        out: list[tuple[str, Generator]] = []
+        for generator in self._generators.values():
+            out.extend((m, generator) for m in generator.models)
+            out.extend((a, generator) for a, t in self._aliases.items() if t in generator.models)
+        return out
+
+    async def aclose(self) -> None:
+        for generator in self._generators.values():
+            await generator.aclose()

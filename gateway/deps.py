@@ -1,0 +1,101 @@
+"""Dependencies shared by the routes: the app's services, the caller, the request context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from redis.asyncio import Redis
+
+from gateway.backends import GeneratorRouter
+from gateway.context import RequestContext
+from gateway.errors import ApiError
+from gateway.keys import ApiKeyStore, InvalidKey, Principal, Role
+from gateway.pipeline import Pipeline
+from gateway.recording import AuditRecorder
+from gateway.settings import Settings
+
+__all__ = [
+    "Caller",
+    "Context",
+    "Services",
+    "ServicesDep",
+    "authenticate",
+    "principal_from_request",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    """Everything the lifespan built; one instance per app."""
+
+    settings: Settings
+    redis: Redis
+    keys: ApiKeyStore
+    pipeline: Pipeline
+    recorder: AuditRecorder
+    generators: GeneratorRouter
+    signer_development: bool
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+async def principal_from_request(request: Request, keys: ApiKeyStore) -> Principal:
+    """The caller behind ``Authorization: Bearer <key>``, or ``ApiError(401)`` saying why not."""
+    header = request.headers.get("authorization")
+    if not header:
+        raise ApiError(
+            401,
+            "missing API key: send 'Authorization: Bearer <key>'",
+            "missing_api_key",
+            type="authentication_error",
+        )
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(
+            401,
+            "the Authorization header must be 'Bearer <key>'",
+            "invalid_api_key",
+            type="authentication_error",
+        )
+    try:
+        return await keys.authenticate(token.strip())
+    except InvalidKey as exc:
+        raise ApiError(
+            401, f"invalid API key: {exc}", "invalid_api_key", type="authentication_error"
+        ) from None
+
+
+async def authenticate(request: Request, services: ServicesDep) -> Principal:
+    principal = await principal_from_request(request, services.keys)
+    request.state.principal = principal
+    if not principal.has(Role.CLIENT):
+        raise ApiError(
+            403,
+            "this API key lacks the 'client' role needed for generation routes",
+            "insufficient_role",
+            type="permission_error",
+        )
+    return principal
+
+
+Caller = Annotated[Principal, Depends(authenticate)]
+
+
+def request_context(request: Request, principal: Caller) -> RequestContext:
+    return RequestContext(
+        decision_id=request.state.decision_id,
+        route=request.state.route_name,
+        principal=principal,
+        started=request.state.started,
+    )
+
+
+Context = Annotated[RequestContext, Depends(request_context)]

@@ -1,0 +1,170 @@
+"""API keys: generated once, shown once, stored hashed in Redis.
+
+A key reads ``gg_<key_id>_<secret>``; Redis keeps ``sha256(key)`` with the key's tenant and roles,
+never the key. Looking a key up costs one HGETALL by ``key_id`` and a constant-time comparison.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from redis.asyncio import Redis
+
+__all__ = ["ApiKeyStore", "InvalidKey", "KeyInfo", "Principal", "Role", "parse_roles"]
+
+KEY_PATTERN = re.compile(r"^gg_([a-z0-9]{12})_([A-Za-z0-9_-]{32,64})$")
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class Role(StrEnum):
+    CLIENT = "client"
+    AUDITOR = "auditor"
+    POLICY_EDITOR = "policy_editor"
+    POLICY_APPROVER = "policy_approver"
+    ADMIN = "admin"
+
+
+def parse_roles(text: str) -> frozenset[Role]:
+    roles = set()
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        try:
+            roles.add(Role(part))
+        except ValueError:
+            valid = ", ".join(r.value for r in Role)
+            raise ValueError(f"unknown role {part!r}; expected one of: {valid}") from None
+    if not roles:
+        raise ValueError("at least one role is required")
+    return frozenset(roles)
+
+
+class InvalidKey(Exception):
+    """The presented key is malformed, unknown or revoked (the message says which)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who is calling: the tenant their records belong to, and what they may do."""
+
+    tenant: str
+    key_id: str
+    roles: frozenset[Role]
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles or Role.ADMIN in self.roles
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    key_id: str
+    tenant: str
+    roles: frozenset[Role]
+    name: str
+    created_at: str
+    revoked_at: str | None
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _fields(stored: dict[bytes | str, bytes | str]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in stored.items()}
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class ApiKeyStore:
+    def __init__(self, redis: Redis, *, prefix: str = "genguard:keys") -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    def _hash_key(self, key_id: str) -> str:
+        return f"{self._prefix}:{key_id}"
+
+    async def create(
+        self, *, tenant: str, roles: frozenset[Role], name: str = "", secret: str | None = None
+    ) -> tuple[str, KeyInfo]:
+        """Create a key and return it (the only time it is visible) with its stored info."""
+        if not TENANT_PATTERN.match(tenant):
+            raise ValueError(
+                f"invalid tenant {tenant!r}: use 1-63 lowercase letters, digits, '-' or '_'"
+            )
+        if secret is not None:
+            match = KEY_PATTERN.match(secret)
+            if not match:
+                raise ValueError("a preset key must look like gg_<12 a-z0-9>_<32-64 url-safe>")
+            key_id, key = match.group(1), secret
+        else:
+            key_id = secrets.token_hex(6)
+            key = f"gg_{key_id}_{secrets.token_urlsafe(32)}"
+        now = datetime.now(UTC).isoformat()
+        info = KeyInfo(key_id, tenant, roles, name, now, None)
+        await self._redis.hset(
+            self._hash_key(key_id),
+            mapping={
+                "digest": _digest(key),
+                "tenant": tenant,
+                "roles": ",".join(sorted(r.value for r in roles)),
+                "name": name,
+                "created_at": now,
+                "revoked_at": "",
+            },
+        )
+        await self._redis.sadd(f"{self._prefix}:all", key_id)
+        return key, info
+
+    async def authenticate(self, key: str) -> Principal:
+        match = KEY_PATTERN.match(key)
+        if not match:
+            raise InvalidKey("malformed API key (expected gg_<id>_<secret>)")
+        key_id = match.group(1)
+        stored = await self._redis.hgetall(self._hash_key(key_id))
+        if not stored:
+            raise InvalidKey("unknown API key")
+        fields = _fields(stored)
+        if not hmac.compare_digest(fields["digest"], _digest(key)):
+            raise InvalidKey("unknown API key")
+        if fields.get("revoked_at"):
+            raise InvalidKey("this API key was revoked")
+        return Principal(fields["tenant"], key_id, parse_roles(fields["roles"]))
+
+    async def revoke(self, key_id: str) -> KeyInfo:
+        exists = await self._redis.exists(self._hash_key(key_id))
+        if not exists:
+            raise KeyError(f"no API key with id {key_id!r}")
+        await self._redis.hset(self._hash_key(key_id), "revoked_at", datetime.now(UTC).isoformat())
+        info = await self.get(key_id)
+        assert info is not None
+        return info
+
+    async def get(self, key_id: str) -> KeyInfo | None:
+        stored = await self._redis.hgetall(self._hash_key(key_id))
+        if not stored:
+            return None
+        f = _fields(stored)
+        return KeyInfo(
+            key_id,
+            f["tenant"],
+            parse_roles(f["roles"]),
+            f.get("name", ""),
+            f["created_at"],
+            f.get("revoked_at") or None,
+        )
+
+    async def list(self) -> list[KeyInfo]:
+        ids = sorted(_text(m) for m in await self._redis.smembers(f"{self._prefix}:all"))
+        infos = [await self.get(key_id) for key_id in ids]
+        return sorted((i for i in infos if i is not None), key=lambda i: i.created_at)
+
+    async def count(self) -> int:
+        return int(await self._redis.scard(f"{self._prefix}:all"))

@@ -1,0 +1,402 @@
+"""The pipeline: six stages, one direction, one audit record per request.
+
+    1 prompt     normalise + text classifiers (worker pool, concurrently) → policy decision
+    2 harden     safety negative prompt, parameter limits from the policy
+    3 generate   the generator (skipped when stage 1 blocked)
+    4 output     image / audio classifiers on what was generated → policy decision
+    5 provenance C2PA manifest signed onto every output
+    6 audit      one hash-chained record, always (blocks and errors too), awaited
+
+Each stage runs under the policy's timeout; a failing or timed-out stage is handled as the policy
+says (``on_error: block`` by default, i.e. fail closed) and the failure is in the audit record.
+Blocks are values (``Decision``), never exceptions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from classifiers.base import Scores
+from gateway.backends import ClassifierBackends, GeneratorRouter
+from gateway.context import RequestContext
+from gateway.errors import ApiError, error_for_exception
+from gateway.media import DeliveredAsset, decode_clips, decode_images
+from gateway.recording import AuditRecorder, StageLog
+from gateway.workers import WorkerPool
+from generators.base import Artifact, GenerationRequest, Modality
+from policies.decision import Decision, Reason, decide, from_reasons, merge
+from policies.loader import PolicyBundle
+from policies.schema import Action, OnError, StageSection
+from policies.store import PolicyStore
+from provenance.manifest import ManifestSpec
+from provenance.signer import C2paSigner
+
+__all__ = ["GenerationResult", "ModerationResult", "Pipeline"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class GenerationResult:
+    decision_id: str
+    action: str  # allow | flag | block | error
+    decision: Decision
+    assets: tuple[DeliveredAsset, ...] = ()
+    revised_prompts: tuple[str | None, ...] = ()
+    error: ApiError | None = None
+    overhead_ms: float = 0.0
+    policy_revision: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ModerationResult:
+    decision_id: str
+    model: str
+    scores: tuple[dict[str, float], ...]
+    flagged: tuple[bool, ...]
+    overhead_ms: float
+    error: ApiError | None = None
+
+
+class Pipeline:
+    def __init__(
+        self,
+        *,
+        pool: WorkerPool,
+        policies: PolicyStore,
+        classifiers: ClassifierBackends,
+        generators: GeneratorRouter,
+        signer: C2paSigner | None,
+        recorder: AuditRecorder,
+    ) -> None:
+        self._pool = pool
+        self._policies = policies
+        self._classifiers = classifiers
+        self._generators = generators
+        self._signer = signer
+        self._recorder = recorder
+
+    async def policy_for(self, tenant: str) -> PolicyBundle:
+        return await self._policies.current(tenant)
+
+    # -- image and speech generation -------------------------------------------------------
+
+    async def generate(
+        self, ctx: RequestContext, request: GenerationRequest, params: dict[str, object]
+    ) -> GenerationResult:
+        bundle = await self._policies.current(ctx.tenant)
+        log = StageLog()
+        upstream_ms = 0.0
+        decision = Decision(Action.ALLOW)
+        assets: tuple[DeliveredAsset, ...] = ()
+        artifacts: list[Artifact] = []
+        error: ApiError | None = None
+        try:
+            policy = bundle.policy
+            if len(request.prompt) > policy.prompt.max_chars:
+                raise ApiError(
+                    400,
+                    f"prompt is {len(request.prompt)} characters; this policy "
+                    f"allows at most {policy.prompt.max_chars}",
+                    "string_above_max_length",
+                    param="prompt" if request.modality is Modality.IMAGE else "input",
+                )
+            # 1 prompt
+            decision = await self._classify_text(bundle, [request.prompt], log)
+            if not decision.blocked:
+                # 2 harden
+                request = self._harden(bundle, request, log)
+                # 3 generate
+                started = time.perf_counter()
+                try:
+                    artifacts = await self._generate(bundle, request, log)
+                finally:
+                    upstream_ms = (time.perf_counter() - started) * 1000
+                # 4 output
+                output = await self._classify_output(bundle, request.modality, artifacts, log)
+                decision = merge([decision, output])
+            if not decision.blocked:
+                # 5 provenance
+                assets = await self._sign(ctx, bundle, artifacts, log)
+        except ApiError as exc:
+            error = exc
+        except Exception as exc:  # fail closed: any failure is an error response, audited
+            error = error_for_exception(exc)
+            log.add_error("pipeline", None, exc)
+        action = "error" if error else decision.action.value
+        overhead_ms = await self._recorder.record(
+            ctx,
+            bundle=bundle,
+            prompt=request.prompt,
+            params=params,
+            log=log,
+            decision=decision,
+            action=action,
+            assets=assets,
+            error=error,
+            upstream_ms=upstream_ms,
+        )
+        return GenerationResult(
+            decision_id=ctx.decision_id,
+            action=action,
+            decision=decision,
+            assets=assets,
+            revised_prompts=tuple(a.revised_prompt for a in artifacts)[: len(assets)],
+            error=error,
+            overhead_ms=overhead_ms,
+            policy_revision=bundle.revision,
+        )
+
+    def _harden(
+        self, bundle: PolicyBundle, request: GenerationRequest, log: StageLog
+    ) -> GenerationRequest:
+        started = time.perf_counter()
+        harden = bundle.policy.harden
+        if request.n > harden.max_n:
+            raise ApiError(
+                400,
+                f"n={request.n} exceeds this policy's limit of {harden.max_n}",
+                "integer_above_max_value",
+                param="n",
+            )
+        if request.size is not None and request.size[0] * request.size[1] > harden.max_pixels:
+            raise ApiError(
+                400,
+                f"size {request.size[0]}x{request.size[1]} exceeds this policy's "
+                f"limit of {harden.max_pixels} pixels",
+                "unsupported_value",
+                param="size",
+            )
+        changes: list[str] = []
+        if request.modality is Modality.IMAGE and harden.negative_prompt:
+            parts = [p for p in (request.negative_prompt, harden.negative_prompt) if p]
+            request = replace(request, negative_prompt=", ".join(parts))
+            changes.append("negative_prompt")
+        log.add("harden", None, latency_ms=_ms(started), verdict="ok", detail={"applied": changes})
+        return request
+
+    async def _generate(
+        self, bundle: PolicyBundle, request: GenerationRequest, log: StageLog
+    ) -> list[Artifact]:
+        generator, _ = self._generators.resolve(request.modality, request.model)
+        started = time.perf_counter()
+        try:
+            artifacts = await asyncio.wait_for(
+                generator.generate(request), bundle.policy.generate.timeout_s
+            )
+        except TimeoutError as exc:
+            log.add_error("generate", generator.name, exc, started)
+            raise ApiError(
+                504,
+                f"the generator did not finish within {bundle.policy.generate.timeout_s:g}s",
+                "generation_timeout",
+                type="upstream_error",
+            ) from exc
+        except Exception as exc:
+            log.add_error("generate", generator.name, exc, started)
+            raise
+        log.add(
+            "generate",
+            generator.name,
+            latency_ms=_ms(started),
+            verdict="ok",
+            detail={"model": request.model, "count": len(artifacts)},
+        )
+        return artifacts
+
+    async def _sign(
+        self,
+        ctx: RequestContext,
+        bundle: PolicyBundle,
+        artifacts: Sequence[Artifact],
+        log: StageLog,
+    ) -> tuple[DeliveredAsset, ...]:
+        section = bundle.policy.provenance
+        signer = self._signer
+        if not section.c2pa or signer is None:
+            log.add("provenance", None, latency_ms=0.0, verdict="skipped")
+            return tuple(DeliveredAsset.unsigned(a) for a in artifacts)
+        started = time.perf_counter()
+
+        def sign_one(artifact: Artifact) -> Awaitable[DeliveredAsset]:
+            spec = ManifestSpec(
+                generator=artifact.generator,
+                model=artifact.model,
+                decision_id=ctx.decision_id,
+                policy_id=bundle.id,
+                policy_revision=bundle.revision,
+            )
+            return self._pool.cpu(DeliveredAsset.signed, signer, artifact, spec)
+
+        try:
+            signed = await asyncio.wait_for(
+                asyncio.gather(*(sign_one(a) for a in artifacts)), section.timeout_s
+            )
+        except Exception as exc:
+            log.add_error("provenance", "c2pa", exc, started)
+            if section.on_error == "allow":
+                return tuple(DeliveredAsset.unsigned(a) for a in artifacts)
+            raise
+        log.add(
+            "provenance",
+            "c2pa",
+            latency_ms=_ms(started),
+            verdict="ok",
+            detail={"manifests": [s.manifest_id for s in signed]},
+        )
+        return tuple(signed)
+
+    # -- classification stages -------------------------------------------------------------
+
+    async def _classify_text(
+        self, bundle: PolicyBundle, texts: list[str], log: StageLog
+    ) -> Decision:
+        section = bundle.policy.prompt
+        runs = [
+            (name, self._classifiers.text(name, bundle).classify) for name in section.classifiers
+        ]
+        return await self._run_stage("prompt", section, runs, texts, log)
+
+    async def _classify_output(
+        self,
+        bundle: PolicyBundle,
+        modality: Modality,
+        artifacts: Sequence[Artifact],
+        log: StageLog,
+    ) -> Decision:
+        if modality is Modality.IMAGE:
+            section = bundle.policy.output.image
+            if not section.classifiers:
+                log.add("output", None, latency_ms=0.0, verdict="skipped")
+                return Decision(Action.ALLOW)
+            images = await self._pool.cpu(decode_images, [a.data for a in artifacts])
+            image_runs = [
+                (name, self._classifiers.image(name).classify) for name in section.classifiers
+            ]
+            return await self._run_stage("output", section, image_runs, images, log)
+        section = bundle.policy.output.audio
+        if not section.classifiers:
+            log.add("output", None, latency_ms=0.0, verdict="skipped")
+            return Decision(Action.ALLOW)
+        clips = await self._pool.cpu(decode_clips, [a.data for a in artifacts])
+        audio_runs = [
+            (name, self._classifiers.audio(name).classify) for name in section.classifiers
+        ]
+        return await self._run_stage("output", section, audio_runs, clips, log)
+
+    async def _run_stage(
+        self,
+        stage: str,
+        section: StageSection,
+        runs: Sequence[tuple[str, Callable[[Sequence[T]], list[Scores]]]],
+        inputs: Sequence[T],
+        log: StageLog,
+    ) -> Decision:
+        """Run a stage's classifiers concurrently in the pool, each under the stage timeout."""
+
+        async def one(name: str, fn: Callable[[Sequence[T]], list[Scores]]) -> list[Scores]:
+            started = time.perf_counter()
+            try:
+                scores = await asyncio.wait_for(self._pool.cpu(fn, inputs), section.timeout_s)
+            except Exception as exc:
+                log.add_error(stage, name, exc, started)
+                raise
+            log.add_scores(stage, name, scores, latency_ms=_ms(started))
+            return scores
+
+        results = await asyncio.gather(*(one(n, f) for n, f in runs), return_exceptions=True)
+        collected: list[Scores] = []
+        failures: list[Reason] = []
+        for (name, _), result in zip(runs, results, strict=True):
+            if isinstance(result, BaseException):
+                if not isinstance(result, Exception):
+                    raise result
+                failures.extend(_failure_reason(stage, name, result, section.on_error))
+            else:
+                collected.extend(result)
+        decision = from_reasons([*decide(stage, section, collected).reasons, *failures])
+        log.set_verdict(stage, decision.action.value)
+        return decision
+
+    # -- moderations -----------------------------------------------------------------------
+
+    async def moderate(
+        self, ctx: RequestContext, texts: list[str], params: dict[str, object]
+    ) -> ModerationResult:
+        bundle = await self._policies.current(ctx.tenant)
+        log = StageLog()
+        moderation = bundle.policy.moderation
+        error: ApiError | None = None
+        per_input: list[dict[str, float]] = [{} for _ in texts]
+        flagged: list[bool] = [False for _ in texts]
+        decision = Decision(Action.ALLOW)
+        try:
+            decisions: list[Decision] = []
+            for index, text in enumerate(texts):
+                item_log = StageLog()
+                item_decision = await self._classify_text(bundle, [text], item_log)
+                decisions.append(item_decision)
+                for entry in item_log.scores():
+                    for category, value in entry.scores.items():
+                        key = category.value
+                        per_input[index][key] = max(per_input[index].get(key, 0.0), value)
+                log.extend(item_log, label=f"input[{index}]")
+                flagged[index] = item_decision.blocked or any(
+                    value >= moderation.threshold_for(category)
+                    for entry in item_log.scores()
+                    for category, value in entry.scores.items()
+                )
+            decision = merge(decisions)
+        except ApiError as exc:
+            error = exc
+        except Exception as exc:
+            error = error_for_exception(exc)
+            log.add_error("pipeline", None, exc)
+        action = "error" if error else ("flag" if any(flagged) else "allow")
+        overhead_ms = await self._recorder.record(
+            ctx,
+            bundle=bundle,
+            prompt="\n".join(texts),
+            params=params,
+            log=log,
+            decision=decision,
+            action=action,
+            assets=(),
+            error=error,
+            upstream_ms=0.0,
+        )
+        return ModerationResult(
+            decision_id=ctx.decision_id,
+            model=str(params.get("model") or "genguard-moderation"),
+            scores=tuple(per_input),
+            flagged=tuple(flagged),
+            overhead_ms=overhead_ms,
+            error=error,
+        )
+
+
+def _failure_reason(stage: str, classifier: str, exc: Exception, on_error: OnError) -> list[Reason]:
+    action = Action.BLOCK if on_error == "block" else Action.FLAG
+    detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    if isinstance(exc, TimeoutError):
+        detail = "timed out"
+    return [
+        Reason(
+            stage=stage,
+            rule=f"on_error:{on_error}",
+            category="classifier-error",
+            classifier=classifier,
+            score=1.0,
+            threshold=0.0,
+            action=action,
+            detail=detail,
+        )
+    ]
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000

@@ -1,0 +1,1 @@
+"""HTTP routes: parse, call the pipeline, serialise — nothing else."""

@@ -1,0 +1,46 @@
+"""``POST /v1/audio/speech`` (OpenAI Audio API): synthesized speech, signed with C2PA."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from gateway.deps import Context, ServicesDep
+from gateway.routes.responses import blocked_error, decision_headers, failed, mark_audited
+from gateway.schemas import SpeechBody
+from generators.base import GenerationRequest, Modality
+
+router = APIRouter()
+
+
+@router.post("/v1/audio/speech", name="audio.speech")
+async def create_speech(
+    request: Request, body: SpeechBody, ctx: Context, services: ServicesDep
+) -> Response:
+    generator, model = services.generators.resolve(Modality.AUDIO, body.model)
+    generation = GenerationRequest(
+        modality=Modality.AUDIO,
+        prompt=body.input,
+        model=model,
+        voice=body.voice,
+        audio_format=body.response_format,
+        speed=float(body.speed),
+    )
+    params: dict[str, object] = {
+        "model": model,
+        "generator": generator.name,
+        "voice": body.voice,
+        "response_format": body.response_format,
+        "speed": body.speed,
+        **body.extras(),
+    }
+    result = await services.pipeline.generate(ctx, generation, params)
+    if result.error is not None:
+        return failed(request, result.error, ctx.decision_id, "error", result.overhead_ms)
+    if result.decision.blocked:
+        categories = sorted({r.category for r in result.decision.reasons if r.action == "block"})
+        error = blocked_error(", ".join(categories) or "policy")
+        return failed(request, error, ctx.decision_id, "block", result.overhead_ms)
+    asset = result.assets[0]
+    mark_audited(request)
+    headers = decision_headers(ctx.decision_id, result.action, result.overhead_ms)
+    return Response(asset.data, media_type=asset.mime_type, headers=headers)

@@ -1,0 +1,48 @@
+"""``GET /v1/models``, ``/healthz`` (process up) and ``/readyz`` (Redis reachable)."""
+
+from __future__ import annotations
+
+import time
+
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+
+from gateway.deps import ServicesDep, authenticate
+
+router = APIRouter()
+
+STARTED = int(time.time())
+
+
+@router.get("/v1/models", name="models", dependencies=[Depends(authenticate)])
+async def list_models(services: ServicesDep) -> dict[str, object]:
+    data = [
+        {
+            "id": model,
+            "object": "model",
+            "created": STARTED,
+            "owned_by": f"genguard:{generator.name}",
+            "modalities": sorted(m.value for m in generator.modalities),
+        }
+        for model, generator in services.generators.models()
+    ]
+    return {"object": "list", "data": data}
+
+
+@router.get("/healthz", name="healthz")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", name="readyz")
+async def readyz(services: ServicesDep) -> Response:
+    checks: dict[str, str] = {}
+    try:
+        await services.redis.ping()
+        checks["redis"] = "ok"
+    except Exception as exc:
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+    checks["signing"] = "development CA (untrusted)" if services.signer_development else "ok"
+    ready = checks["redis"] == "ok"
+    body = {"status": "ready" if ready else "not ready", "checks": checks}
+    return JSONResponse(body, status_code=200 if ready else 503)

@@ -1,0 +1,124 @@
+"""All of GenGuard's configuration: one ``Settings`` object, ``GENGUARD_`` environment variables.
+
+Nested sections use a double underscore: ``GENGUARD_UPSTREAM__BASE_URL``. Settings are built once
+(in the CLI or the app factory) and passed down; nothing reads the environment elsewhere.
+Outside development, insecure defaults are refused at start-up.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = [
+    "ClassifierSettings",
+    "InsecureSettingsError",
+    "LimitSettings",
+    "ProvenanceSettings",
+    "Settings",
+    "UpstreamSettings",
+]
+
+
+class InsecureSettingsError(ValueError):
+    """A development-only convenience was configured in production mode."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class UpstreamSettings(_Section):
+    """An OpenAI-compatible upstream generator (leave ``base_url`` unset to run offline)."""
+
+    base_url: str | None = None
+    api_key: SecretStr | None = None
+    timeout_s: Annotated[float, Field(gt=0, le=3600)] = 120.0
+    image_models: tuple[str, ...] = ("gpt-image-1", "dall-e-3", "dall-e-2")
+    speech_models: tuple[str, ...] = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+
+
+class ProvenanceSettings(_Section):
+    """C2PA signing credentials. Unset paths: a development CA under the data dir (untrusted)."""
+
+    cert_chain_path: Path | None = None
+    private_key_path: Path | None = None
+    trust_anchors_path: Path | None = None
+    thumbnail: bool = False
+
+
+class ClassifierSettings(_Section):
+    nudenet_threads: Annotated[int, Field(ge=1, le=64)] = 1
+
+
+class LimitSettings(_Section):
+    max_body_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
+    media_ttl_s: Annotated[int, Field(ge=60)] = 3600
+
+
+class Settings(BaseSettings):
+    """GenGuard settings (environment: ``GENGUARD_*``; nested: ``GENGUARD_SECTION__FIELD``)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="GENGUARD_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    mode: Literal["development", "production"] = "development"
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    public_base_url: str | None = None
+    data_dir: Path = Path(".genguard")
+    redis_url: SecretStr | None = None
+    bootstrap_key: SecretStr | None = None
+    policy_file: Path | None = None
+    workers: Annotated[int, Field(ge=1, le=256)] = max(2, min(8, os.cpu_count() or 2))
+    image_generator: Literal["procedural", "openai_compat"] = "procedural"
+    speech_generator: Literal["espeak", "openai_compat"] = "espeak"
+    model_aliases: dict[str, str] = Field(default_factory=dict)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    upstream: UpstreamSettings = UpstreamSettings()
+    provenance: ProvenanceSettings = ProvenanceSettings()
+    classifiers: ClassifierSettings = ClassifierSettings()
+    limits: LimitSettings = LimitSettings()
+
+    @model_validator(mode="after")
+    def _coherent(self) -> Settings:
+        uses_upstream = "openai_compat" in (self.image_generator, self.speech_generator)
+        if uses_upstream and not self.upstream.base_url:
+            raise ValueError(
+                "GENGUARD_UPSTREAM__BASE_URL is required when a generator is 'openai_compat'"
+            )
+        if self.mode == "production":
+            self._enforce_production()
+        return self
+
+    def _enforce_production(self) -> None:
+        problems = []
+        if self.bootstrap_key is not None:
+            problems.append(
+                "GENGUARD_BOOTSTRAP_KEY is for development only; create keys with "
+                "'genguard keys create'"
+            )
+        if self.redis_url is None:
+            problems.append("GENGUARD_REDIS_URL must point at a managed Redis in production")
+        if self.provenance.cert_chain_path is None or self.provenance.private_key_path is None:
+            problems.append(
+                "GENGUARD_PROVENANCE__CERT_CHAIN_PATH and "
+                "GENGUARD_PROVENANCE__PRIVATE_KEY_PATH are required in production "
+                "(the development CA is untrusted)"
+            )
+        if problems:
+            raise InsecureSettingsError(
+                "refusing to start in production mode: " + "; ".join(problems)
+            )
+
+    @property
+    def development(self) -> bool:
+        return self.mode == "development"
