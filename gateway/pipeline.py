@@ -28,6 +28,7 @@ from gateway.media import DeliveredAsset, decode_clips, decode_images
 from gateway.recording import AuditRecorder, StageLog
 from gateway.workers import WorkerPool
 from generators.base import Artifact, GenerationRequest, Modality
+from genguard_errors import GenGuardError
 from policies.decision import Decision, Reason, decide, from_reasons, merge
 from policies.loader import PolicyBundle
 from policies.schema import Action, OnError, StageSection
@@ -126,7 +127,8 @@ class Pipeline:
             error = exc
         except Exception as exc:  # fail closed: any failure is an error response, audited
             error = error_for_exception(exc)
-            log.add_error("pipeline", None, exc)
+            if not isinstance(exc, GenGuardError):  # stages log their own errors
+                log.add_error("pipeline", None, exc)
         action = "error" if error else decision.action.value
         overhead_ms = await self._recorder.record(
             ctx,
