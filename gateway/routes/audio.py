@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from gateway.deps import Context, ServicesDep
-from gateway.routes.responses import blocked_error, decision_headers, failed, mark_audited
+from gateway.routes.responses import decision_headers, mark_audited, refused
 from gateway.schemas import SpeechBody
 from generators.base import GenerationRequest, Modality
 
@@ -34,12 +34,9 @@ async def create_speech(
         **body.extras(),
     }
     result = await services.pipeline.generate(ctx, generation, params)
-    if result.error is not None:
-        return failed(request, result.error, ctx.decision_id, "error", result.overhead_ms)
-    if result.decision.blocked:
-        categories = sorted({r.category for r in result.decision.reasons if r.action == "block"})
-        error = blocked_error(", ".join(categories) or "policy")
-        return failed(request, error, ctx.decision_id, "block", result.overhead_ms)
+    refusal = refused(request, result)
+    if refusal is not None:
+        return refusal
     asset = result.assets[0]
     mark_audited(request)
     headers = decision_headers(ctx.decision_id, result.action, result.overhead_ms)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 
 from gateway.deps import Context, ServicesDep
 from gateway.errors import ApiError
-from gateway.routes.responses import blocked_error, decision_headers, failed, mark_audited
+from gateway.routes.responses import decision_headers, mark_audited, refused
 from gateway.schemas import ImageGenerationBody, parse_size
 from generators.base import GenerationRequest, Modality
 
@@ -44,12 +44,9 @@ async def create_image(
         **body.extras(),
     }
     result = await services.pipeline.generate(ctx, generation, params)
-    if result.error is not None:
-        return failed(request, result.error, ctx.decision_id, "error", result.overhead_ms)
-    if result.decision.blocked:
-        categories = sorted({r.category for r in result.decision.reasons if r.action == "block"})
-        error = blocked_error(", ".join(categories) or "policy")
-        return failed(request, error, ctx.decision_id, "block", result.overhead_ms)
+    refusal = refused(request, result)
+    if refusal is not None:
+        return refusal
     data: list[dict[str, object]] = []
     for asset, revised in zip(result.assets, result.revised_prompts, strict=False):
         item: dict[str, object] = {}
