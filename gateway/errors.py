@@ -26,8 +26,10 @@ from provenance.errors import ProvenanceError
 __all__ = ["ApiError", "error_for_exception", "error_response"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(eq=False)
 class ApiError(Exception):
+    """An error as the client sees it. Not frozen: Python and Starlette set ``__traceback__``."""
+
     status: int
     message: str
     code: str

@@ -219,3 +219,14 @@ def test_never_a_500_on_garbage(gateway: RunningGateway) -> None:
             response = post(gateway, path, json=body)
             assert 400 <= response.status_code < 500, (path, body, response.text)
             assert response.json()["error"]["decision_id"]
+
+
+def test_error_keeps_the_connection_usable(gateway: RunningGateway) -> None:
+    """An error raised as ApiError must not break the kept-alive connection."""
+    headers = {"authorization": f"Bearer {gateway.admin_key}"}
+    with httpx.Client(base_url=gateway.base_url, headers=headers, timeout=60) as client:
+        for _ in range(3):
+            missing = client.post(IMAGES, json={"prompt": "a cat", "model": "no-such-model"})
+            assert missing.status_code == 404
+        ok = client.post(IMAGES, json={"prompt": "a cat", "size": "64x64"})
+        assert ok.status_code == 200, ok.text
