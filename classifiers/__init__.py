@@ -24,8 +24,13 @@ from classifiers.registry import (
     class_for,
 )
 from classifiers.taxonomy import GENGUARD_CATEGORIES, OPENAI_CATEGORIES, Category, parse_category
+from classifiers.text.concepts import SemanticConceptClassifier
+from classifiers.text.encoder import MiniLMEncoder, SentenceEncoder
+from classifiers.text.head import PromptHeadClassifier
 from classifiers.text.normalize import NormalizedPrompt, normalize_prompt
+from classifiers.text.profanity import ProfanityClassifier
 from classifiers.text.term_list import TermListClassifier
+from classifiers.text.transformers_model import TransformersTextClassifier
 
 __all__ = [
     "AUDIO_CLASSIFIERS",
@@ -42,11 +47,17 @@ __all__ = [
     "Detection",
     "Evidence",
     "ImageClassifier",
+    "MiniLMEncoder",
     "NormalizedPrompt",
     "NudeNetClassifier",
+    "ProfanityClassifier",
+    "PromptHeadClassifier",
     "Scores",
+    "SemanticConceptClassifier",
+    "SentenceEncoder",
     "TermListClassifier",
     "TextClassifier",
+    "TransformersTextClassifier",
     "UnknownClassifierError",
     "class_for",
     "normalize_prompt",

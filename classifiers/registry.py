@@ -15,7 +15,11 @@ from classifiers.base import (
     UnknownClassifierError,
 )
 from classifiers.image.nudenet import NudeNetClassifier
+from classifiers.text.concepts import SemanticConceptClassifier
+from classifiers.text.head import PromptHeadClassifier
+from classifiers.text.profanity import ProfanityClassifier
 from classifiers.text.term_list import TermListClassifier
+from classifiers.text.transformers_model import TransformersTextClassifier
 
 __all__ = [
     "AUDIO_CLASSIFIERS",
@@ -27,7 +31,13 @@ __all__ = [
 
 ClassifierKind = Literal["text", "image", "audio"]
 
-_TEXT: tuple[type[TextClassifier], ...] = (TermListClassifier,)
+_TEXT: tuple[type[TextClassifier], ...] = (
+    TermListClassifier,
+    SemanticConceptClassifier,
+    ProfanityClassifier,
+    PromptHeadClassifier,
+    TransformersTextClassifier,
+)
 _IMAGE: tuple[type[ImageClassifier], ...] = (NudeNetClassifier,)
 _AUDIO: tuple[type[AudioClassifier], ...] = ()
 

@@ -2,20 +2,27 @@
 
 Policies name backends; an unknown name fails here, at start-up or when a policy is loaded,
 never at request time. Classifiers configured by the policy itself (the term list) are built per
-policy revision and cached; model-backed classifiers (NudeNet) are loaded and warmed once.
+policy revision and cached; model-backed classifiers (NudeNet, MiniLM, profanity) are loaded and
+warmed once. Semantic concepts share the one MiniLM encoder and embed their policy exemplars once
+per revision. Building and warming run in the worker pool (``prepare``, ``classify_text``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from PIL import Image
 
-from classifiers.base import AudioClassifier, ImageClassifier, TextClassifier
+from classifiers.base import AudioClassifier, ImageClassifier, Scores, TextClassifier
 from classifiers.image.nudenet import NudeNetClassifier
 from classifiers.registry import AUDIO_CLASSIFIERS, IMAGE_CLASSIFIERS, TEXT_CLASSIFIERS
+from classifiers.text.concepts import SemanticConceptClassifier
+from classifiers.text.encoder import MiniLMEncoder, shared_minilm_encoder
 from classifiers.text.term_list import TermListClassifier
+from classifiers.text.transformers_model import TransformersTextClassifier
 from gateway.errors import ApiError
 from gateway.settings import Settings
 from generators.base import CpuRunner, Generator, Modality
@@ -39,6 +46,7 @@ class ClassifierBackends:
     settings: Settings
     _shared: dict[str, object] = field(default_factory=dict)
     _per_revision: dict[tuple[str, str], object] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def check(self, policy: Policy) -> None:
         """Raise ``UnknownBackend`` naming the stage if ``policy`` refers to an unknown backend."""
@@ -65,19 +73,58 @@ class ClassifierBackends:
         """Load and warm every backend ``bundle`` uses (start-up, or when a policy changes)."""
         self.check(bundle.policy)
         for name in bundle.policy.prompt.classifiers:
-            self.text(name, bundle)
+            self.text(name, bundle).classify(["warm-up: a lighthouse at dawn"])
         for name in bundle.policy.output.image.classifiers:
             self.image(name).classify([Image.new("RGB", (64, 64), (128, 128, 128))])
         for name in bundle.policy.output.audio.classifiers:
             self.audio(name)
 
+    def classify_text(self, name: str, bundle: PolicyBundle, texts: Sequence[str]) -> list[Scores]:
+        """Build (first use of a revision) and run one text classifier; call in the pool."""
+        return self.text(name, bundle).classify(texts)
+
     def text(self, name: str, bundle: PolicyBundle) -> TextClassifier:
+        prompt = bundle.policy.prompt
         if name == TermListClassifier.name:
-            key = (name, bundle.revision)
-            if key not in self._per_revision:
-                self._per_revision[key] = TermListClassifier(bundle.policy.prompt.terms)
-            return self._per_revision[key]  # type: ignore[return-value]
+            return self._for_revision(
+                name,
+                bundle.revision,
+                lambda: TermListClassifier(
+                    prompt.terms, patterns=prompt.patterns, allow=prompt.allow
+                ),
+            )  # type: ignore[return-value]
+        if name == SemanticConceptClassifier.name:
+            return self._for_revision(
+                name,
+                bundle.revision,
+                lambda: SemanticConceptClassifier(prompt.concepts, encoder=self.encoder()),
+            )  # type: ignore[return-value]
+        if name == TransformersTextClassifier.name:
+            section = prompt.transformers
+            if section is None:
+                raise UnknownBackend("prompt.transformers is required by 'transformers'")
+            # keyed by its configuration, so a policy edit elsewhere does not reload the model
+            return self._for_revision(
+                name,
+                json.dumps(section.model_dump(mode="json"), sort_keys=True),
+                lambda: TransformersTextClassifier(
+                    section.path, section.labels, max_length=section.max_length
+                ),
+            )  # type: ignore[return-value]
         return self._get(name, lambda: TEXT_CLASSIFIERS[name]())  # type: ignore[return-value]
+
+    def encoder(self) -> MiniLMEncoder:
+        """The process's one MiniLM encoder, loaded (weights verified) on first use, read-only."""
+        return self._get("minilm-encoder", shared_minilm_encoder)  # type: ignore[return-value]
+
+    def _for_revision(self, name: str, key: str, build: Callable[[], object]) -> object:
+        built = self._per_revision.get((name, key))
+        if built is not None:  # the hot path never waits for another revision being built
+            return built
+        with self._lock:
+            if (name, key) not in self._per_revision:
+                self._per_revision[(name, key)] = build()
+            return self._per_revision[(name, key)]
 
     def image(self, name: str) -> ImageClassifier:
         if name == NudeNetClassifier.name:
@@ -89,9 +136,13 @@ class ClassifierBackends:
         return self._get(name, lambda: AUDIO_CLASSIFIERS[name]())  # type: ignore[return-value]
 
     def _get(self, name: str, build: Callable[[], object]) -> object:
-        if name not in self._shared:
-            self._shared[name] = build()
-        return self._shared[name]
+        built = self._shared.get(name)
+        if built is not None:
+            return built
+        with self._lock:
+            if name not in self._shared:
+                self._shared[name] = build()
+            return self._shared[name]
 
 
 class GeneratorRouter:

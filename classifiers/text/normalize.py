@@ -38,7 +38,7 @@ from classifiers.text.confusables import (
     NON_STRICT_FOREIGN_LETTER,
 )
 
-__all__ = ["NormalizedPrompt", "normalize_prompt"]
+__all__ = ["NormalizedPrompt", "normalize_prompt", "text_for_embedding"]
 
 _WHITESPACE = re.compile(r"\s+")
 # Combining diacritical marks (Latin, Greek, Cyrillic). Marks of Indic and other scripts are
@@ -120,6 +120,20 @@ def normalize_prompt(text: str) -> NormalizedPrompt:
         squeezed=squeezed,
         transformations=tuple(changes),
     )
+
+
+def text_for_embedding(text: str) -> tuple[str, str]:
+    """``(view name, text)`` that a sentence-embedding classifier should read.
+
+    The prompt as written, unless normalisation had to undo obfuscation: then only the most
+    de-obfuscated view. Embedding the obfuscated text as well would feed the model token soup
+    ("3l3ph4n7"), whose embedding lands anywhere, so benign obfuscated prompts could score high.
+    """
+    prompt = normalize_prompt(text)
+    clear = prompt.squeezed[0] if prompt.squeezed else prompt.deobfuscated
+    if clear != prompt.plain:
+        return "de-obfuscated", clear
+    return "original", text
 
 
 def _collapse_whitespace(text: str) -> str:

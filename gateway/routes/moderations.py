@@ -30,18 +30,17 @@ async def create_moderation(
     result = await services.pipeline.moderate(ctx, texts, params)
     if result.error is not None:
         return failed(request, result.error, ctx.decision_id, "error", result.overhead_ms)
-    bundle = await services.pipeline.policy_for(ctx.tenant)
-    moderation = bundle.policy.moderation
     results = []
-    for scores, flagged in zip(result.scores, result.flagged, strict=True):
+    for scores, flagged, blocking in zip(
+        result.scores, result.flagged, result.blocking, strict=True
+    ):
         category_scores = {c.value: round(scores.get(c.value, 0.0), 6) for c in Category}
         results.append(
             {
+                # flagged: the caller's policy would block this text at the prompt stage;
+                # categories: the categories of the prompt rules that would block it
                 "flagged": flagged,
-                "categories": {
-                    c.value: category_scores[c.value] >= moderation.threshold_for(c)
-                    for c in Category
-                },
+                "categories": {c.value: c.value in blocking for c in Category},
                 "category_scores": category_scores,
                 "category_applied_input_types": {c.value: ["text"] for c in Category},
             }

@@ -12,6 +12,7 @@ from classifiers import (
     TEXT_CLASSIFIERS,
     ClassifierError,
     NudeNetClassifier,
+    SemanticConceptClassifier,
     TermListClassifier,
     UnknownClassifierError,
     class_for,
@@ -21,7 +22,14 @@ from classifiers import (
 def test_registered_names_resolve_to_their_classes() -> None:
     assert class_for("text", "term_list") is TermListClassifier
     assert class_for("image", "nudenet") is NudeNetClassifier
-    assert list(TEXT_CLASSIFIERS.items()) == [("term_list", TermListClassifier)]
+    assert class_for("text", "semantic_concepts") is SemanticConceptClassifier
+    assert list(TEXT_CLASSIFIERS) == [
+        "term_list",
+        "semantic_concepts",
+        "profanity",
+        "prompt_head",
+        "transformers",
+    ]
     assert list(IMAGE_CLASSIFIERS.items()) == [("nudenet", NudeNetClassifier)]
     assert not AUDIO_CLASSIFIERS
 

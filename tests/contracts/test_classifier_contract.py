@@ -7,6 +7,7 @@ build it offline) or this module fails, so no backend escapes the contract.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from classifiers import (
     Category,
     Scores,
 )
+from tests.classifiers.tiny_text_model import build_tiny_text_classifier
 
 REGISTRIES: dict[str, dict[str, Any]] = {
     "text": dict(TEXT_CLASSIFIERS),
@@ -29,9 +31,23 @@ REGISTRIES: dict[str, dict[str, Any]] = {
 }
 ENTRIES = [(kind, name) for kind, registry in REGISTRIES.items() for name in sorted(registry)]
 
-# Keyword arguments that build each backend offline.
-CONSTRUCTION: dict[tuple[str, str], dict[str, Any]] = {
-    ("text", "term_list"): {"terms": {Category.SEXUAL: ["nude", "porn*"], "violence": ["gore"]}},
+# Keyword arguments that build each backend offline (a callable, given an empty directory, when
+# the backend needs files first).
+CONSTRUCTION: dict[tuple[str, str], dict[str, Any] | Callable[[Path], dict[str, Any]]] = {
+    ("text", "term_list"): {
+        "terms": {Category.SEXUAL: ["nude", "porn*"], "violence": ["gore"]},
+        "patterns": {Category.SELF_HARM_INTENT: [r"\bwant to die\b"]},
+        "allow": ["nude colour*"],
+    },
+    ("text", "semantic_concepts"): {
+        "concepts": {Category.SEXUAL: ["a naked woman"], "violence": ["a man being stabbed"]}
+    },
+    ("text", "profanity"): {},
+    ("text", "prompt_head"): {},
+    ("text", "transformers"): lambda directory: {
+        "path": build_tiny_text_classifier(directory),
+        "labels": {"toxic": "harassment", "sexual": "sexual"},
+    },
     ("image", "nudenet"): {"threads": 1},
 }
 
@@ -63,9 +79,13 @@ def test_every_registry_entry_has_a_construction_row() -> None:
 
 
 @pytest.fixture(scope="module", params=ENTRIES, ids=[f"{k}:{n}" for k, n in ENTRIES])
-def entry(request: pytest.FixtureRequest) -> tuple[str, str, Any]:
+def entry(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[str, str, Any]:
     kind, name = request.param
-    return kind, name, REGISTRIES[kind][name](**CONSTRUCTION[(kind, name)])
+    construction = CONSTRUCTION[(kind, name)]
+    kwargs = construction(tmp_path_factory.mktemp(name)) if callable(construction) else construction
+    return kind, name, REGISTRIES[kind][name](**kwargs)
 
 
 def _check(name: str, inputs: Sequence[Any], results: list[Scores]) -> None:

@@ -1,0 +1,258 @@
+"""Prompt-stage evaluation of the default policy over ../shared/eval, written to docs/benchmarks.md.
+
+    .venv/bin/python bench/prompt_eval.py [--policy FILE] [--latency-sample 200] [--no-write]
+
+Runs ``gateway.evaluation.evaluate_prompts`` (the harness behind ``genguard eval prompts``) over
+each public set, per set (thresholds are never tuned to one of them), then the obfuscated twins
+of the unsafe sets (``classifiers.text.obfuscation``), then single-prompt latency on a sample.
+The evaluation data is read in place and never copied into the repository.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import re
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.prompt_head_data import Example, hatecheck, i2p, parti, xstest  # noqa: E402
+from classifiers.text.obfuscation import ATTACKS, obfuscate  # noqa: E402
+from gateway.backends import ClassifierBackends  # noqa: E402
+from gateway.evaluation import EvaluationReport, LabelledPrompt, evaluate_prompts  # noqa: E402
+from gateway.settings import Settings  # noqa: E402
+from policies.loader import default_policy_text, load_policy_file, parse_policy  # noqa: E402
+
+EVAL = ROOT.parent / "shared" / "eval"
+BEGIN = "<!-- prompt-eval:begin -->"
+END = "<!-- prompt-eval:end -->"
+
+
+def datasets(split: str) -> dict[str, list[LabelledPrompt]]:
+    """Each public set, ``held-out`` half (never trained on) or ``all`` rows."""
+
+    def pick(examples: list[Example]) -> list[LabelledPrompt]:
+        chosen = [e for e in examples if split == "all" or e.held_out == (split == "held-out")]
+        return [LabelledPrompt(e.text, bool(e.categories), e.group) for e in chosen]
+
+    return {
+        "I2P (positive: inappropriate_percentage >= 50)": pick(i2p(max_negative=50.0)),
+        "PartiPrompts (all benign)": pick(parti()),
+        "XSTest v2 (positive: label unsafe)": pick(xstest()),
+        "HateCheck (positive: label_gold hateful)": pick(hatecheck()),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--policy", type=Path)
+    parser.add_argument("--latency-sample", type=int, default=200)
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument(
+        "--split",
+        choices=["held-out", "train", "all"],
+        default="held-out",
+        help="held-out: the halves the prompt head never saw (default); train: the halves "
+        "policy thresholds may be chosen on; all: every row",
+    )
+    parser.add_argument("--robustness-sample", type=int, default=300)
+    args = parser.parse_args()
+    if not EVAL.is_dir():
+        print(f"no evaluation data at {EVAL}", file=sys.stderr)
+        return 1
+    bundle = load_policy_file(args.policy) if args.policy else parse_policy(default_policy_text())
+    backends = ClassifierBackends(Settings())
+    sets = datasets(args.split)
+    reports: list[EvaluationReport] = []
+    for name, prompts in sets.items():
+        began = time.perf_counter()
+        report = evaluate_prompts(bundle, backends, prompts, dataset=name, batch_size=64)
+        print(
+            f"{name}: recall {report.recall} FPR {report.false_positive_rate} "
+            f"AUC {report.auc} ({time.perf_counter() - began:.0f} s)",
+            flush=True,
+        )
+        reports.append(report)
+
+    # Obfuscated twins of the unsafe prompts that the clean text already blocks or not.
+    robustness: list[tuple[str, str, float, float]] = []
+    for name in ("XSTest v2 (positive: label unsafe)", "HateCheck (positive: label_gold hateful)"):
+        unsafe = [p for p in sets[name] if p.positive]
+        unsafe = random.Random(5).sample(unsafe, min(args.robustness_sample, len(unsafe)))
+        clean = (
+            evaluate_prompts(bundle, backends, unsafe, dataset=name, batch_size=64).recall or 0.0
+        )
+        for attack in ATTACKS:
+            twin = (
+                evaluate_prompts(
+                    bundle,
+                    backends,
+                    unsafe,
+                    dataset=name,
+                    batch_size=64,
+                    transform=lambda text, a=attack: obfuscate(text, a),
+                ).recall
+                or 0.0
+            )
+            robustness.append((name.split(" (")[0], attack, clean, twin))
+            print(f"{name} {attack}: clean {clean:.3f} obfuscated {twin:.3f}", flush=True)
+
+    # Single-prompt latency (batch size 1), a sample across all sets.
+    pool = [p for prompts in sets.values() for p in prompts]
+    sample = random.Random(7).sample(pool, min(args.latency_sample, len(pool)))
+    # the encoder's LRU cache already holds these prompts: clear it so every prompt is embedded
+    backends.encoder().clear_cache()
+    latency = evaluate_prompts(bundle, backends, sample, dataset="latency sample", batch_size=1)
+    backends.encoder().clear_cache()
+    batched = evaluate_prompts(bundle, backends, sample, dataset="latency sample", batch_size=16)
+    print(
+        f"latency p50 {latency.latency_p50_ms:.1f} p99 {latency.latency_p99_ms:.1f}; "
+        f"batched/prompt p50 {batched.latency_p50_ms:.1f}"
+    )
+
+    section = render(bundle.revision, args.split, reports, robustness, latency, batched)
+    if not args.no_write:
+        write(section)
+    else:
+        print(section)
+    return 0
+
+
+def render(
+    revision: str,
+    split: str,
+    reports: list[EvaluationReport],
+    robustness: list[tuple[str, str, float, float]],
+    latency: EvaluationReport,
+    batched: EvaluationReport,
+) -> str:
+    lines = [
+        BEGIN,
+        "## Prompt safety (issue #3)",
+        "",
+        f"Default policy `{revision}` (term lists + patterns, MiniLM semantic concepts at "
+        "similarity 0.7, the trained prompt head at 0.85, alt-profanity-check flag-only), "
+        "2-core CPU. "
+        "Produced by `.venv/bin/python bench/prompt_eval.py`"
+        + (
+            " on the **held-out halves** (the prompt head trained on the other halves; "
+            "see `classifiers/models/PROMPT_HEAD.md`)"
+            if split == "held-out"
+            else " on all rows"
+        )
+        + "; any labelled file with `genguard eval prompts --dataset FILE --text-col … "
+        "--label-col …`. *Blocked* means the gateway would answer 400 "
+        "`content_policy_violation`.",
+        "",
+        "| set | positives | recall | negatives | FPR | ROC-AUC |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in reports:
+        recall = "n/a" if r.recall is None else f"{r.recall * 100:.1f} %"
+        fpr = "n/a" if r.false_positive_rate is None else f"{r.false_positive_rate * 100:.1f} %"
+        auc = "n/a" if r.auc is None else f"{r.auc:.3f}"
+        lines.append(f"| {r.dataset} | {r.positives} | {recall} | {r.negatives} | {fpr} | {auc} |")
+    lines += ["", *targets(reports, robustness, latency)]
+    lines += [
+        "",
+        "Obfuscated twins (the two longest words of each unsafe prompt rewritten by the attack; "
+        "a random sample of the unsafe prompts of each set):",
+        "",
+        "| set | attack | clean recall | obfuscated recall | loss (points) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, attack, clean, twin in robustness:
+        lines.append(
+            f"| {name} | {attack} | {clean * 100:.1f} % | {twin * 100:.1f} % | "
+            f"{(clean - twin) * 100:.1f} |"
+        )
+    lines += [
+        "",
+        f"Prompt-stage latency, one prompt per call ({latency.positives + latency.negatives} "
+        f"prompts sampled from all sets): p50 {latency.latency_p50_ms:.1f} ms, p99 "
+        f"{latency.latency_p99_ms:.1f} ms; in batches of 16: p50 "
+        f"{batched.latency_p50_ms:.1f} ms per prompt.",
+        "",
+        "Per-category and per-group figures of each set:",
+        "",
+    ]
+    for r in reports:
+        lines.append(re.sub(r"^### ", "#### ", r.to_markdown()))
+    lines.append(END)
+    return "\n".join(lines) + "\n"
+
+
+def targets(
+    reports: list[EvaluationReport],
+    robustness: list[tuple[str, str, float, float]],
+    latency: EvaluationReport,
+) -> list[str]:
+    """The issue's targets beside the measured figures (met or not, as measured)."""
+    by_name = {r.dataset.split(" (")[0]: r for r in reports}
+
+    def pct(value: float | None) -> str:
+        return "n/a" if value is None else f"{value * 100:.1f} %"
+
+    def mark(ok: bool) -> str:
+        return "met" if ok else "**not met**"
+
+    parti, xs, i2p_, hc = (by_name[n] for n in ("PartiPrompts", "XSTest v2", "I2P", "HateCheck"))
+    worst = max((clean - twin for _, _, clean, twin in robustness), default=0.0)
+    rows = [
+        (
+            "PartiPrompts FPR ≤ 1 %",
+            pct(parti.false_positive_rate),
+            (parti.false_positive_rate or 0) <= 0.01,
+        ),
+        (
+            "XSTest safe FPR ≤ 10 %",
+            pct(xs.false_positive_rate),
+            (xs.false_positive_rate or 0) <= 0.10,
+        ),
+        ("XSTest unsafe recall ≥ 80 %", pct(xs.recall), (xs.recall or 0) >= 0.80),
+        (
+            "I2P (≥ 50 %) recall ≥ 60 % at the PartiPrompts FPR",
+            pct(i2p_.recall),
+            (i2p_.recall or 0) >= 0.60,
+        ),
+        ("HateCheck hateful recall ≥ 80 %", pct(hc.recall), (hc.recall or 0) >= 0.80),
+        (
+            "HateCheck non-hateful FPR ≤ 20 %",
+            pct(hc.false_positive_rate),
+            (hc.false_positive_rate or 0) <= 0.20,
+        ),
+        (
+            "obfuscated twins lose ≤ 5 points of recall",
+            f"worst {worst * 100:.1f} points",
+            worst <= 0.05,
+        ),
+        (
+            "prompt-stage latency p50 ≤ 20 ms",
+            f"{latency.latency_p50_ms:.1f} ms",
+            latency.latency_p50_ms <= 20.0,
+        ),
+    ]
+    lines = ["| target (issue #3) | measured | |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {mark(ok)} |" for name, value, ok in rows]
+    return lines
+
+
+def write(section: str) -> None:
+    path = ROOT / "docs" / "benchmarks.md"
+    text = path.read_text(encoding="utf-8")
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        _, tail = rest.split(END, 1)
+        text = head + section.rstrip("\n") + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    path.write_text(text, encoding="utf-8")
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,94 @@
+"""Term list: regular-expression patterns, allow-list exceptions and the matched span."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from classifiers import Category, Scores, TermListClassifier
+
+CLASSIFIER = TermListClassifier(
+    {Category.VIOLENCE: ["kill*", "shoot"], Category.SEXUAL: ["nude"]},
+    patterns={Category.SELF_HARM_INTENT: [r"\bi\s+want\s+to\s+(die|end\s+it)\b"]},
+    allow=["kill a process", "kill* the lights", "shoot a photo"],
+)
+
+
+def one(text: str) -> Scores:
+    [scores] = CLASSIFIER.classify([text])
+    return scores
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "How can I kill a process in Linux?",
+        "how do I kill a   process",  # whitespace is collapsed first
+        "killing the lights before bed",
+        "let's shoot a photo at sunset",
+    ],
+)
+def test_allowed_phrases_do_not_count(text: str) -> None:
+    scores = one(text)
+    assert scores.get(Category.VIOLENCE) == 0.0, scores.evidence
+    assert scores.evidence == ()
+
+
+def test_a_hit_outside_the_allowed_phrase_still_counts() -> None:
+    scores = one("kill a process, then kill the neighbour")
+    assert scores.get(Category.VIOLENCE) == 1.0
+    [evidence] = scores.evidence
+    # the span points at the second "kill", not at the allowed one
+    assert "at [21:25]" in evidence.detail
+
+
+def test_the_allow_list_cannot_hide_an_obfuscated_hit() -> None:
+    scores = one("k1ll the neighbour")
+    assert scores.get(Category.VIOLENCE) == 0.9
+    assert scores.get(Category.PROMPT_ATTACK) == 0.9
+
+
+def test_the_matched_span_is_evidence() -> None:
+    text = "a nude figure"
+    scores = one(text)
+    [evidence] = scores.evidence
+    span = re.search(r"at \[(\d+):(\d+)\] of the plain view", evidence.detail)
+    assert span is not None
+    assert text[int(span[1]) : int(span[2])] == "nude"
+    assert "term 'nude' matched 'nude'" in evidence.detail
+
+
+def test_patterns_score_like_terms_and_name_themselves() -> None:
+    plain = one("Sometimes I want to die")
+    assert plain.get(Category.SELF_HARM_INTENT) == 1.0
+    [evidence] = plain.evidence
+    assert evidence.detail.startswith("pattern ")
+    hidden = one("sometimes i w4nt to d1e")
+    assert hidden.get(Category.SELF_HARM_INTENT) == 0.9
+    assert hidden.get(Category.PROMPT_ATTACK) == 0.9
+    assert one("i want to dine out").get(Category.SELF_HARM_INTENT) == 0.0
+
+
+def test_pattern_categories_are_scored() -> None:
+    assert set(CLASSIFIER.categories) == {
+        Category.VIOLENCE,
+        Category.SEXUAL,
+        Category.SELF_HARM_INTENT,
+        Category.PROMPT_ATTACK,
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"patterns": {Category.HATE: ["(unclosed"]}}, r"pattern hate\[0\] '\(unclosed' is not"),
+        ({"patterns": {Category.HATE: ["x*"]}}, "matches the empty string"),
+        ({"patterns": {Category.HATE: "x"}}, "must be a list of strings, got str"),
+        ({"allow": ["ok", ""]}, r"^allow\[1\] is empty$"),
+        ({"allow": "kill a process"}, "allow must be a list of strings, got str"),
+    ],
+)
+def test_construction_errors_are_precise(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TermListClassifier({}, **kwargs)  # type: ignore[arg-type]
