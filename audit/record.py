@@ -23,7 +23,7 @@ import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 
 from pydantic import (
     BaseModel,
@@ -37,6 +37,7 @@ from pydantic import (
 
 __all__ = [
     "GENESIS_HASH",
+    "SCHEMA_VERSION",
     "Action",
     "AuditRecord",
     "DecisionRecord",
@@ -58,6 +59,9 @@ __all__ = [
 
 GENESIS_HASH = "0" * 64
 """``prev_hash`` of the first record of every tenant's chain."""
+
+SCHEMA_VERSION: Final = 1
+"""Version of the record layout (``docs/audit.md``); bumped on any change readers must know."""
 
 Action = Literal["allow", "flag", "block", "blur", "review", "error"]
 PromptMode = Literal["full", "redacted", "omitted"]
@@ -182,6 +186,7 @@ class MetricsRecord(_Frozen):
 class AuditRecord(_Frozen):
     """One request's audit record. ``prev_hash`` and ``hash`` stay "" until the sink links it."""
 
+    schema_version: Literal[1] = SCHEMA_VERSION
     decision_id: NonEmpty
     trace_id: NonEmpty
     timestamp: datetime

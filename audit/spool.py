@@ -41,6 +41,13 @@ class AuditSpool:
         self.path = Path(path)
         self.rejected_path = self.path.with_name(self.path.name + ".rejected")
 
+    def pending(self) -> bool:
+        """Whether the spool holds anything (a cheap stat, fine to call anywhere)."""
+        try:
+            return self.path.stat().st_size > 0
+        except FileNotFoundError:
+            return False
+
     async def write(self, record: AuditRecord) -> None:
         """Append ``record`` (chain fields dropped) as one line and fsync it."""
         line = record.model_dump_json(exclude={"prev_hash", "hash"}).encode("utf-8") + b"\n"

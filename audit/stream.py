@@ -7,6 +7,15 @@ Layout (``prefix`` defaults to ``genguard:audit``)::
     {prefix}:ids               hash, decision_id -> "{tenant} {stream entry id}"
     {prefix}:tenants           set of tenants that have records
 
+Indexes (``audit.index``), written by the same Lua script as the entry, so never out of step::
+
+    {prefix}:ix:{tenant}:time                 zset, entry id scored by record time (ms)
+    {prefix}:ix:{tenant}:days                 zset, "YYYYMMDD" of every day with records
+    {prefix}:ix:{tenant}:{day}:{facet}:{value} zset, entry ids of that day with that facet value
+    {prefix}:ix:{tenant}:out:{kind}:{value}   zset, entries whose output has that sha256/pdq/wm
+    {prefix}:stats:{tenant}:{day}             hash, "HH|decision|block" -> count, …
+    {prefix}:checkpoint:{tenant}              string, the newest retention checkpoint (JSON)
+
 Works with clients created with or without ``decode_responses``.
 """
 
@@ -49,6 +58,24 @@ class AuditKeys:
 
     def head(self, tenant: str) -> str:
         return f"{self.prefix}:head:{tenant}"
+
+    def time_index(self, tenant: str) -> str:
+        return f"{self.prefix}:ix:{tenant}:time"
+
+    def days(self, tenant: str) -> str:
+        return f"{self.prefix}:ix:{tenant}:days"
+
+    def facet(self, tenant: str, day: str, facet: str, value: str) -> str:
+        return f"{self.prefix}:ix:{tenant}:{day}:{facet}:{value}"
+
+    def output(self, tenant: str, kind: str, value: str) -> str:
+        return f"{self.prefix}:ix:{tenant}:out:{kind}:{value}"
+
+    def stats(self, tenant: str, day: str) -> str:
+        return f"{self.prefix}:stats:{tenant}:{day}"
+
+    def checkpoint(self, tenant: str) -> str:
+        return f"{self.prefix}:checkpoint:{tenant}"
 
     @property
     def ids(self) -> str:

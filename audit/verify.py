@@ -7,7 +7,14 @@ hash recomputed from the previous entry's hash, and compared:
 - ``deleted_or_reordered``: ``prev_hash`` is not the hash of the entry before it (or genesis);
 - ``truncated``: the head key is not the hash of the newest entry (newest entries deleted), or
   the head is missing while entries exist, or the stream is gone while the head is not;
-- ``unparseable``: the entry has no ``record`` field, is not JSON, or is not an audit record.
+- ``unparseable``: the entry has no ``record`` field, is not JSON, or is not an audit record;
+- ``bad_checkpoint``: a retention checkpoint whose signature does not verify (or that cannot be
+  checked because no ``checkpoint_key`` was given).
+
+After retention trimming the first entry does not link to genesis; that is accepted only when a
+checkpoint record in the chain (route ``audit.checkpoint``, see ``audit.retention``) carries a
+valid HMAC over exactly that entry's ``prev_hash``; otherwise it is ``deleted_or_reordered`` at
+the first entry.
 
 The head and the newest entry id are read in one MULTI/EXEC, then the stream is read up to that
 entry in batches of ``batch_size`` (XRANGE with COUNT), so records appended concurrently do not
@@ -19,12 +26,14 @@ stream *and* its head can recompute every hash. Anchoring heads elsewhere closes
 
 from __future__ import annotations
 
+import hmac
 import json
 from typing import Any, Literal
 
 import redis.asyncio as aioredis
 from pydantic import BaseModel, ConfigDict, ValidationError, computed_field
 
+from audit.checkpoint import CHECKPOINT_ROUTE, checkpoint_signature
 from audit.record import GENESIS_HASH, AuditRecord, canonical_bytes, compute_hash
 from audit.stream import (
     DEFAULT_PREFIX,
@@ -37,7 +46,9 @@ from audit.stream import (
 
 __all__ = ["ChainProblem", "ChainReport", "ProblemKind", "verify_chain"]
 
-ProblemKind = Literal["edited", "deleted_or_reordered", "truncated", "unparseable"]
+ProblemKind = Literal[
+    "edited", "deleted_or_reordered", "truncated", "unparseable", "bad_checkpoint"
+]
 
 
 class ChainProblem(BaseModel):
@@ -67,6 +78,7 @@ async def verify_chain(
     *,
     prefix: str = DEFAULT_PREFIX,
     batch_size: int = 500,
+    checkpoint_key: bytes | None = None,
 ) -> ChainReport:
     """Walk ``tenant``'s stream from the first entry and report every break in the chain."""
     if batch_size < 1:
@@ -79,7 +91,7 @@ async def verify_chain(
             pipe.xrevrange(stream, count=1)
             head_raw, newest = await pipe.execute()
         head = as_text(head_raw) if head_raw is not None else None
-        checker = _ChainChecker()
+        checker = _ChainChecker(tenant, checkpoint_key)
         if newest:
             last_id = as_text(newest[0][0])
             start = "-"
@@ -90,13 +102,19 @@ async def verify_chain(
                 if start == "(" + last_id:
                     break
     checker.check_head(head, stream_empty=not newest)
+    checker.check_start()
     return ChainReport(tenant=tenant, records_checked=checker.checked, problems=checker.problems)
 
 
 class _ChainChecker:
     """Feed entries in stream order; collects problems and remembers the last good hash."""
 
-    def __init__(self) -> None:
+    def __init__(self, tenant: str, checkpoint_key: bytes | None) -> None:
+        self.tenant = tenant
+        self.checkpoint_key = checkpoint_key
+        self.first_entry: str | None = None
+        self.start_anchor: str | None = None  # prev_hash of the first entry, when not genesis
+        self.anchored = False
         self.checked = 0
         self.linked = 0
         self.problems: list[ChainProblem] = []
@@ -115,6 +133,11 @@ class _ChainChecker:
         except ValueError as exc:  # NaN / infinity smuggled into a free-form JSON field
             self._problem(entry_id, "unparseable", f"not canonical JSON ({exc})")
             return
+        if self.checked == 1 and payload["prev_hash"] != GENESIS_HASH:
+            self.first_entry = entry_id  # trimmed by retention? a signed checkpoint must say so
+            self.start_anchor = self.last_hash = payload["prev_hash"]
+        if payload.get("route") == CHECKPOINT_ROUTE:
+            self._checkpoint(entry_id, payload)
         recomputed = compute_hash(payload["prev_hash"], canonical)
         if recomputed != stored_hash:
             self._problem(
@@ -133,6 +156,38 @@ class _ChainChecker:
         self.linked += 1
         self.last_hash = stored_hash
         self.last_entry_id = entry_id
+
+    def _checkpoint(self, entry_id: str, payload: dict[str, Any]) -> None:
+        params = payload.get("input", {}).get("params", {})
+        try:
+            expected = checkpoint_signature(
+                self.checkpoint_key or b"",
+                tenant=self.tenant,
+                first_kept_prev_hash=str(params["first_kept_prev_hash"]),
+                removed_count=int(params["removed_count"]),
+                removed_through=str(params["removed_through"]),
+                removed_before=str(params["removed_before"]),
+            )
+            signature = str(params["signature"])
+        except (KeyError, TypeError, ValueError):
+            self._problem(entry_id, "bad_checkpoint", "checkpoint without its fields")
+            return
+        if self.checkpoint_key is None:
+            self._problem(entry_id, "bad_checkpoint", "no checkpoint key given to verify it")
+        elif not hmac.compare_digest(expected, signature):
+            self._problem(entry_id, "bad_checkpoint", "the checkpoint's signature does not verify")
+        elif params["first_kept_prev_hash"] == self.start_anchor:
+            self.anchored = True
+
+    def check_start(self) -> None:
+        if self.start_anchor is not None and not self.anchored:
+            problem = ChainProblem(
+                entry_id=self.first_entry,
+                kind="deleted_or_reordered",
+                detail=f"the first entry follows {self.start_anchor[:16]}…, not genesis, and no "
+                "valid retention checkpoint covers it (records deleted from the start)",
+            )
+            self.problems.insert(0, problem)  # problems stay in stream order
 
     def check_head(self, head: str | None, *, stream_empty: bool) -> None:
         if stream_empty:

@@ -190,3 +190,27 @@ async def test_appends_during_verification_raise_no_false_alarm(
     assert len({checked for _, checked in verdicts}) > 1, "verification never overlapped appends"
     final = await verify_chain(redis_client, "acme", prefix=prefix)
     assert final.ok and final.records_checked == 150
+
+
+async def test_an_inserted_record_is_detected_where_it_was_inserted(
+    sink: RedisStreamAuditSink, redis_client: Redis, prefix: str, make_record: RecordFactory
+) -> None:
+    await fill(sink, make_record, 8)
+    stream = AuditKeys(prefix).stream("acme")
+    entries = await redis_client.xrange(stream)
+    previous = json.loads(entries[4][1][b"record"])
+    forged = make_record("acme").linked(previous["hash"])  # a well-formed link after entry 4
+    await redis_client.delete(stream)
+    new_ids = []
+    for index, (_, fields) in enumerate(entries):
+        new_ids.append(await redis_client.xadd(stream, fields, id=f"1-{2 * index + 1}"))
+        if index == 4:
+            inserted = await redis_client.xadd(
+                stream, {"record": forged.to_stored_json()}, id=f"1-{2 * index + 2}"
+            )
+    report = await verify_chain(redis_client, "acme", prefix=prefix)
+    assert inserted is not None
+    # the forged entry links correctly to its predecessor; the genuine record after it does not
+    assert [(p.entry_id, p.kind) for p in report.problems] == [
+        (new_ids[5].decode(), "deleted_or_reordered")
+    ]
