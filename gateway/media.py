@@ -15,6 +15,7 @@ from classifiers.base import AudioClip
 from generators.base import Artifact, GenerationError
 from provenance.manifest import ManifestSpec
 from provenance.signer import C2paSigner
+from provenance.stamp import StampedAsset
 
 __all__ = ["DeliveredAsset", "decode_clips", "decode_image", "decode_images", "decode_wav"]
 
@@ -33,6 +34,7 @@ class DeliveredAsset:
     mime_type: str
     sha256: str
     manifest_id: str | None
+    watermark_id: str | None = None
 
     @classmethod
     def unsigned(cls, artifact: Artifact) -> DeliveredAsset:
@@ -43,6 +45,13 @@ class DeliveredAsset:
     def signed(cls, signer: C2paSigner, artifact: Artifact, spec: ManifestSpec) -> DeliveredAsset:
         result = signer.sign(artifact, spec)
         return cls(result.data, result.mime_type, result.sha256, result.manifest_id)
+
+    @classmethod
+    def stamped(cls, stamped: StampedAsset) -> DeliveredAsset:
+        signed = stamped.signed
+        return cls(
+            signed.data, signed.mime_type, signed.sha256, signed.manifest_id, stamped.watermark_id
+        )
 
 
 def decode_image(data: bytes) -> Image.Image:

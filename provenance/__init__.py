@@ -21,28 +21,49 @@ from provenance.manifest import (
     ManifestSpec,
     manifest_definition,
 )
+from provenance.marking import (
+    AppliedWatermark,
+    DetectedWatermark,
+    apply_watermark,
+    detect_watermark,
+)
 from provenance.media import SIGNABLE_MIME_TYPES, canonical_mime_type, mime_type_from_bytes
+from provenance.repository import ManifestRepository, RegisteredOutput
 from provenance.signer import C2paSigner, SignedAsset
+from provenance.stamp import ContentCredentials, SelfCheckFailed, StampedAsset
+from provenance.verifier import AssetInspection, inspect_asset, verify_asset
 from provenance.verify import VerificationReport, read_manifest
 
 __all__ = [
     "GENGUARD_ASSERTION_LABEL",
     "SIGNABLE_MIME_TYPES",
     "TRAINED_ALGORITHMIC_MEDIA",
+    "AppliedWatermark",
+    "AssetInspection",
     "C2paSigner",
+    "ContentCredentials",
     "CredentialsError",
+    "DetectedWatermark",
     "ManifestReadError",
+    "ManifestRepository",
     "ManifestSpec",
     "ProvenanceError",
+    "RegisteredOutput",
+    "SelfCheckFailed",
     "SignedAsset",
     "SigningCredentials",
     "SigningFailed",
+    "StampedAsset",
     "UnsupportedMedia",
     "VerificationReport",
+    "apply_watermark",
     "canonical_mime_type",
+    "detect_watermark",
     "ensure_dev_credentials",
+    "inspect_asset",
     "load_credentials",
     "manifest_definition",
     "mime_type_from_bytes",
     "read_manifest",
+    "verify_asset",
 ]

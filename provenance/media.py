@@ -13,7 +13,9 @@ __all__ = [
     "signable_mime_type",
 ]
 
-SIGNABLE_MIME_TYPES = frozenset({"image/png", "image/jpeg", "audio/wav"})
+SIGNABLE_MIME_TYPES = frozenset(
+    {"image/png", "image/jpeg", "image/webp", "audio/wav", "audio/mpeg", "audio/flac"}
+)
 
 # Other spellings of a media type, mapped to the one we use. Nothing is guessed beyond this table.
 MIME_ALIASES = MappingProxyType(
@@ -21,6 +23,11 @@ MIME_ALIASES = MappingProxyType(
         "audio/x-wav": "audio/wav",
         "audio/wave": "audio/wav",
         "audio/vnd.wave": "audio/wav",
+        "audio/mp3": "audio/mpeg",
+        "audio/x-mp3": "audio/mpeg",
+        "audio/mpeg3": "audio/mpeg",
+        "audio/x-flac": "audio/flac",
+        "image/x-webp": "image/webp",
     }
 )
 
@@ -54,7 +61,7 @@ def signable_mime_type(mime_type: str) -> str:
 
 
 def mime_type_from_bytes(data: bytes) -> str:
-    """Sniff PNG, JPEG, WAV, WebP and ISO BMFF (MP4, HEIC, AVIF, M4A) from the magic bytes.
+    """Sniff PNG, JPEG, WAV, WebP, FLAC, MP3 and ISO BMFF (MP4, HEIC, AVIF, M4A) from magic bytes.
 
     Raises ``UnsupportedMedia`` for anything else, naming the first bytes seen.
     """
@@ -66,9 +73,13 @@ def mime_type_from_bytes(data: bytes) -> str:
         return "audio/wav"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "image/webp"
+    if data.startswith(b"fLaC"):
+        return "audio/flac"
+    if data.startswith(b"ID3") or (len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0):
+        return "audio/mpeg"
     if data[4:8] == b"ftyp":
         return _BMFF_BRANDS.get(data[8:12], "video/mp4")
     raise UnsupportedMedia(
         f"unrecognised media: first bytes {data[:12].hex(' ')!r} match no PNG, JPEG, WAV, "
-        "WebP or MP4 signature"
+        "WebP, FLAC, MP3 or MP4 signature"
     )

@@ -28,6 +28,9 @@ def test_spec_has_exactly_the_agreed_fields_and_no_prompt() -> None:
         "title",
         "digital_source_type",
         "claim_generator",
+        "watermark",
+        "stage_verdicts",
+        "training_mining",
     ]
     assert not any("prompt" in name for name in names)
 
@@ -67,8 +70,8 @@ def test_definition_uses_title_and_canonical_type(spec: ManifestSpec) -> None:
 
 
 def test_definition_refuses_types_we_do_not_sign(spec: ManifestSpec) -> None:
-    with pytest.raises(UnsupportedMedia, match="cannot sign 'image/webp'"):
-        manifest_definition(spec, "image/webp")
+    with pytest.raises(UnsupportedMedia, match="cannot sign 'image/gif'"):
+        manifest_definition(spec, "image/gif")
 
 
 @pytest.mark.parametrize("empty_field", ["generator", "model", "decision_id", "policy_revision"])

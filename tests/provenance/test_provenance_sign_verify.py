@@ -184,7 +184,7 @@ def test_thumbnail_is_off_by_default_and_on_when_asked(
     assert thumb_manifest.validation_state == "Trusted"
 
 
-@pytest.mark.parametrize("mime_type", ["image/gif", "image/webp", "video/mp4", "text/plain"])
+@pytest.mark.parametrize("mime_type", ["image/gif", "image/avif", "video/mp4", "text/plain"])
 def test_unsupported_media_type_is_refused(
     signer: C2paSigner, make_artifact: MakeArtifact, spec: ManifestSpec, mime_type: str
 ) -> None:
