@@ -7,19 +7,32 @@ to the line that holds the offending value. Duplicate keys are errors, not silen
 
 from __future__ import annotations
 
+import difflib
 import hashlib
+import re
+import types
+import typing
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from policies.errors import PolicyIssue, PolicyValidationError
 from policies.schema import Policy
 
-__all__ = ["PolicyBundle", "default_policy_text", "load_policy_file", "parse_policy"]
+__all__ = [
+    "PolicyBundle",
+    "closest",
+    "compose_mapping",
+    "default_policy_text",
+    "load_policy_file",
+    "locate",
+    "parse_policy",
+    "revision_of",
+]
 
 DEFAULT_POLICY_RESOURCE = "default.yaml"
 
@@ -63,6 +76,13 @@ def load_policy_file(path: Path) -> PolicyBundle:
 
 def parse_policy(text: str, *, source: str = "<policy>") -> PolicyBundle:
     """Parse and validate policy YAML; raise ``PolicyValidationError`` listing every problem."""
+    node, data = compose_mapping(text, source=source)
+    return validate_data(data, node, text=text, source=source)
+
+
+def compose_mapping(text: str, *, source: str = "<policy>") -> tuple[yaml.MappingNode, Any]:
+    """The YAML node tree (positions) and plain data of a mapping document; syntax and
+    duplicate-key problems raise ``PolicyValidationError`` with their line and column."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
@@ -81,13 +101,29 @@ def parse_policy(text: str, *, source: str = "<policy>") -> PolicyBundle:
     duplicates = list(_duplicate_keys(node, ""))
     if duplicates:
         raise PolicyValidationError(source, duplicates)
-    data = yaml.SafeLoader(text).get_single_data()
+    return node, yaml.SafeLoader(text).get_single_data()
+
+
+def validate_data(data: Any, node: yaml.Node, *, text: str, source: str) -> PolicyBundle:
+    """Validate already-parsed data; ``node`` is the tree the error lines are looked up in."""
     try:
         policy = Policy.model_validate(data)
     except ValidationError as exc:
         issues = [_issue_for(node, error) for error in exc.errors(include_url=False)]
         raise PolicyValidationError(source, issues) from None
     return PolicyBundle(policy=policy, revision=revision_of(text), source=source, text=text)
+
+
+def locate(node: yaml.Node, loc: typing.Sequence[str | int]) -> tuple[int, int]:
+    """Line and column (1-based) of the value at ``loc``, or of its deepest existing parent."""
+    found, _ = _walk(node, list(loc))
+    return _line(found), int(found.start_mark.column) + 1
+
+
+def closest(word: str, choices: typing.Iterable[str]) -> str | None:
+    """The valid spelling ``word`` most likely meant, if any is close enough."""
+    matches = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
+    return matches[0] if matches else None
 
 
 def _line(node: yaml.Node) -> int:
@@ -118,12 +154,28 @@ def _issue_for(root: yaml.Node, error: Any) -> PolicyIssue:
     node, consumed = _walk(root, loc)
     path = _format_path(loc)
     message = str(error["msg"])
+    suggestion: str | None = None
+    expected: tuple[str, ...] = ()
     if error["type"] == "extra_forbidden":
-        message = f"unknown field {loc[-1]!r}" if loc else "unknown field"
+        key = str(loc[-1]) if loc else ""
+        model = _model_at(loc[:-1])
+        expected = tuple(model.model_fields) if model is not None else ()
+        suggestion = closest(key, expected)
+        message = f"unknown field {key!r}" if loc else "unknown field"
+        if suggestion:
+            message += f"; did you mean {suggestion!r}?"
+        if expected:
+            message += f" (expected one of: {', '.join(expected)})"
     elif error["type"] == "missing":
         message = "required field is missing"
     elif error["type"] in {"enum", "literal_error"} and "input" in error:
-        message = f"{message} (got {error['input']!r})"
+        expected = tuple(_QUOTED.findall(str(error.get("ctx", {}).get("expected", ""))))
+        got = error["input"]
+        suggestion = closest(str(got), expected) if isinstance(got, str) else None
+        message = f"{message} (got {got!r})"
+        if suggestion:
+            choices = ", ".join(expected)
+            message = f"unknown value {got!r}; did you mean {suggestion!r}? (expected: {choices})"
     if consumed < len(loc) and error["type"] != "missing":
         message += f" (at {_format_path(loc[consumed:])})"
     if error["type"] == "extra_forbidden" and consumed == len(loc):
@@ -133,7 +185,39 @@ def _issue_for(root: yaml.Node, error: Any) -> PolicyIssue:
             for key_node, value_node in parent.value:
                 if value_node is node:
                     node = key_node
-    return PolicyIssue(path, message, _line(node), int(node.start_mark.column) + 1)
+    return PolicyIssue(
+        path, message, _line(node), int(node.start_mark.column) + 1, suggestion, expected
+    )
+
+
+_QUOTED = re.compile(r"'([^']*)'")
+
+
+def _model_at(loc: typing.Sequence[Any]) -> type[BaseModel] | None:
+    """The schema model that validates the mapping at ``loc`` (list indexes are skipped)."""
+    model: type[BaseModel] = Policy
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        inner = _model_in(field.annotation)
+        if inner is None:
+            return None
+        model = inner
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
 
 
 def _is_validator_tag(part: object) -> bool:

@@ -8,6 +8,7 @@ that silently never runs.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from classifiers.taxonomy import Category
 
 __all__ = [
+    "NOT_ENFORCED_ACTIONS",
     "Action",
     "AuditSection",
     "HardenSection",
@@ -27,6 +29,7 @@ __all__ = [
     "ProvenanceSection",
     "Rule",
     "StageSection",
+    "TransformersModelSection",
 ]
 
 
@@ -43,6 +46,9 @@ class Action(StrEnum):
 
 
 _SEVERITY = {Action.ALLOW: 0, Action.FLAG: 1, Action.BLOCK: 2}
+
+NOT_ENFORCED_ACTIONS = ("blur", "review", "rewrite", "route-to-variant")
+"""Declared in the policy language; rejected by validation until the pipeline enforces them."""
 
 OnError = Literal["block", "allow"]
 TermLists = dict[Category, tuple[str, ...]]
@@ -62,6 +68,16 @@ class Rule(_Strict):
     action: Action = Action.BLOCK
     classifiers: tuple[str, ...] | None = None  # None: any classifier of the stage
     description: str | None = None
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _not_enforced_yet(cls, value: object) -> object:
+        if isinstance(value, str) and value in NOT_ENFORCED_ACTIONS:
+            raise ValueError(
+                f"action {value!r} is part of the policy language but not enforced yet "
+                "(use 'block' or 'flag' for now; see docs/policy-reference.md)"
+            )
+        return value
 
 
 class StageSection(_Strict):
@@ -87,11 +103,67 @@ class StageSection(_Strict):
         return self
 
 
+class TransformersModelSection(_Strict):
+    """A local ``transformers`` text-classification model and its label -> category map."""
+
+    path: Annotated[str, Field(min_length=1)]
+    labels: Annotated[dict[str, Category], Field(min_length=1)]
+    max_length: Annotated[int, Field(ge=8, le=4096)] = 256
+
+
 class PromptSection(StageSection):
     classifiers: tuple[str, ...] = ("term_list",)
     timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = 2.0
     terms: dict[Category, tuple[str, ...]] = Field(default_factory=dict)
+    patterns: dict[Category, tuple[str, ...]] = Field(default_factory=dict)
+    allow: tuple[str, ...] = ()  # phrases inside which a term or pattern hit does not count
+    concepts: dict[Category, tuple[str, ...]] = Field(default_factory=dict)
+    transformers: TransformersModelSection | None = None
     max_chars: Annotated[int, Field(ge=1, le=100_000)] = 4000
+
+    @field_validator("patterns")
+    @classmethod
+    def _patterns_compile(
+        cls, value: dict[Category, tuple[str, ...]]
+    ) -> dict[Category, tuple[str, ...]]:
+        for category, patterns in value.items():
+            for index, pattern in enumerate(patterns):
+                try:
+                    compiled = re.compile(pattern, re.IGNORECASE)
+                except re.error as exc:
+                    raise ValueError(
+                        f"patterns[{category.value}][{index}] {pattern!r} is not a valid "
+                        f"regular expression: {exc}"
+                    ) from None
+                if compiled.search("") is not None:
+                    raise ValueError(
+                        f"patterns[{category.value}][{index}] {pattern!r} matches the empty text"
+                    )
+        return value
+
+    @field_validator("concepts")
+    @classmethod
+    def _no_empty_concepts(
+        cls, value: dict[Category, tuple[str, ...]]
+    ) -> dict[Category, tuple[str, ...]]:
+        for category, sentences in value.items():
+            for index, sentence in enumerate(sentences):
+                if not sentence.strip():
+                    raise ValueError(f"concepts[{category.value}][{index}] is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _classifier_configuration(self) -> PromptSection:
+        if "transformers" in self.classifiers and self.transformers is None:
+            raise ValueError(
+                "prompt.classifiers lists 'transformers' but prompt.transformers "
+                "(path and labels) is missing"
+            )
+        if "semantic_concepts" in self.classifiers and not self.concepts:
+            raise ValueError(
+                "prompt.classifiers lists 'semantic_concepts' but prompt.concepts is empty"
+            )
+        return self
 
     @field_validator("terms")
     @classmethod
@@ -118,20 +190,40 @@ class OutputSection(_Strict):
 
 class ProvenanceSection(_Strict):
     c2pa: bool = True
+    watermark: bool = True  # invisible watermark, registered for soft-binding recovery
+    self_check: bool = False  # verify every output (manifest + watermark) before it leaves
+    training_mining: Literal["allowed", "notAllowed", "constrained"] | None = None
     timeout_s: Annotated[float, Field(gt=0.0, le=600.0)] = 15.0
     on_error: OnError = "block"
 
 
 class GenerateSection(_Strict):
     timeout_s: Annotated[float, Field(gt=0.0, le=3600.0)] = 120.0
+    # generator backends this policy lets requests reach (registered names); None: any
+    generators: tuple[str, ...] | None = None
 
 
 class AuditSection(_Strict):
+    """What the audit record keeps of the prompt, and whether to serve while the audit is down.
+
+    ``prompt``: ``full``; ``redacted`` (e-mails, URLs, card and phone numbers and
+    ``redact_names`` masked); ``omitted`` (hash only). ``when_unavailable``: ``serve`` (records
+    go to the local spool and are replayed) or ``refuse`` (HTTP 503 while the spool is in use).
+    """
+
     prompt: Literal["full", "redacted", "omitted"] = "full"
+    redact_names: list[Annotated[str, Field(min_length=1, max_length=200)]] = Field(
+        default_factory=list
+    )
+    when_unavailable: Literal["serve", "refuse"] = "serve"
 
 
 class ModerationSection(_Strict):
-    """``/v1/moderations``: a category is flagged at or above its threshold."""
+    """Score thresholds per category for moderation reports.
+
+    ``/v1/moderations`` itself follows the prompt rules: ``flagged`` is true exactly when the
+    policy would block the text at the prompt stage (docs/prompt-safety.md).
+    """
 
     flag_threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5
     thresholds: dict[Category, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(
@@ -147,6 +239,9 @@ class Policy(_Strict):
 
     id: Annotated[str, Field(min_length=1, max_length=80, pattern=r"^[A-Za-z0-9_.-]+$")]
     description: str = ""
+    # a tenant's policy may say ``extends: base``: it then holds only its overrides, merged
+    # key by key over the active base policy (lists are replaced, not concatenated)
+    extends: Literal["base"] | None = None
     prompt: PromptSection = PromptSection()
     harden: HardenSection = HardenSection()
     generate: GenerateSection = GenerateSection()

@@ -1,7 +1,8 @@
 """Where the enforced policy comes from.
 
 ``FilePolicyStore`` serves one validated policy file (or the packaged default) to every tenant;
-the versioned, approved Redis store of the compliance workflow implements the same protocol.
+``policies.redis_store.RedisPolicyStore`` (versioned, approved, hot-reloaded) implements the same
+protocol.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ __all__ = ["FilePolicyStore", "PolicyStore"]
 class PolicyStore(Protocol):
     async def current(self, tenant: str) -> PolicyBundle:
         """The policy enforced for ``tenant`` now: immutable, with a revision."""
+        ...
+
+    async def shadow(self, tenant: str) -> PolicyBundle | None:
+        """The candidate evaluated beside it on the same scores (never enforced), if any."""
         ...
 
 
@@ -35,3 +40,6 @@ class FilePolicyStore:
 
     async def current(self, tenant: str) -> PolicyBundle:
         return self._bundle
+
+    async def shadow(self, tenant: str) -> PolicyBundle | None:
+        return None

@@ -36,9 +36,10 @@ def test_minimal_policy_gets_safe_defaults() -> None:
 
 
 def test_unknown_field_reported_on_its_key_line() -> None:
-    assert issues_of("id: x\nprompt:\n  on_eror: allow\n") == [
-        "line 3, column 3: prompt.on_eror: unknown field 'on_eror'"
-    ]
+    [issue] = issues_of("id: x\nprompt:\n  on_eror: allow\n")
+    assert issue.startswith(
+        "line 3, column 3: prompt.on_eror: unknown field 'on_eror'; did you mean 'on_error'?"
+    )
 
 
 def test_bad_values_each_with_line() -> None:
