@@ -11,11 +11,20 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from gateway.console import router as console_router
 from gateway.context import RequestContext, new_decision_id
 from gateway.deps import Services, principal_from_request
 from gateway.errors import ApiError, error_for_exception, error_response
 from gateway.lifespan import open_services
-from gateway.routes import audio, images, moderations, system
+from gateway.routes import (
+    admin_audit,
+    admin_policies,
+    audio,
+    images,
+    moderations,
+    provenance,
+    system,
+)
 from gateway.settings import Settings
 from gateway.validation import api_error_for_validation
 
@@ -49,6 +58,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(audio.router)
     app.include_router(moderations.router)
     app.include_router(system.router)
+    app.include_router(admin_audit.router)
+    app.include_router(admin_policies.router)
+    app.include_router(console_router)
+    app.include_router(provenance.router)
     _install_middleware(app, settings)
     _install_error_handlers(app)
     return app

@@ -1,4 +1,4 @@
-"""``genguard`` command line: serve, keys, policy validate, audit tail / verify."""
+"""``genguard`` command line: serve, keys, policy validate, audit tail / verify, eval prompts."""
 
 from __future__ import annotations
 
@@ -7,20 +7,20 @@ import asyncio
 import getpass
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.keys import ApiKeyStore, parse_roles
-from gateway.lifespan import read_runtime_redis_url
+from gateway.lifespan import audit_checkpoint_key, read_runtime_redis_url
+from gateway.policy_commands import OFFLINE, add_policy_commands, run_offline, run_online
 from gateway.recording import admin_record
 from gateway.settings import InsecureSettingsError, Settings
-from policies.errors import PolicyValidationError
-from policies.loader import load_policy_file
 
 __all__ = ["main"]
 
@@ -54,11 +54,10 @@ def _parser() -> argparse.ArgumentParser:
     revoke = keys.add_parser("revoke", help="revoke a key by id")
     revoke.add_argument("key_id")
 
-    policy = commands.add_parser("policy", help="policy files").add_subparsers(
-        dest="policy_command", required=True
-    )
-    validate = policy.add_parser("validate", help="validate a policy file")
-    validate.add_argument("file", type=Path)
+    policy = commands.add_parser(
+        "policy", help="policies: validate, versions, review"
+    ).add_subparsers(dest="policy_command", required=True)
+    add_policy_commands(policy)
 
     audit = commands.add_parser("audit", help="audit log").add_subparsers(
         dest="audit_command", required=True
@@ -69,7 +68,48 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("--json", action="store_true", help="one JSON record per line")
     verify = audit.add_parser("verify", help="verify the hash chain of a tenant (or all)")
     verify.add_argument("--tenant", help="only this tenant (default: all)")
+    _add_audit_search_commands(audit)
+
+    evaluate = commands.add_parser("eval", help="evaluate a policy").add_subparsers(
+        dest="eval_command", required=True
+    )
+    from gateway.evaluation import add_eval_prompts_arguments
+
+    add_eval_prompts_arguments(
+        evaluate.add_parser("prompts", help="run the prompt stage over a labelled data set")
+    )
+    provenance = commands.add_parser("provenance", help="content credentials").add_subparsers(
+        dest="provenance_command", required=True
+    )
+    check = provenance.add_parser("verify", help="C2PA report, watermark, recovered manifest")
+    check.add_argument("file", type=Path)
+    check.add_argument("--trust-anchors", type=Path, help="PEM roots (default: the signer's)")
+    check.add_argument("--offline", action="store_true", help="no manifest repository lookup")
     return parser
+
+
+def _add_audit_search_commands(audit: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    filters = argparse.ArgumentParser(add_help=False)
+    filters.add_argument("--tenant", required=True)
+    for name in (
+        "since", "until", "decision", "category", "stage", "classifier", "key-id", "route",
+        "policy-revision", "error-code", "decision-id", "output-sha256", "output-pdq",
+        "output-watermark",
+    ):  # fmt: skip
+        filters.add_argument(f"--{name}")
+    query = audit.add_parser("query", parents=[filters], help="filtered records, newest first")
+    query.add_argument("--limit", type=int, default=50)
+    query.add_argument("--cursor")
+    export = audit.add_parser("export", parents=[filters], help="every matching record")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    stats = audit.add_parser("stats", help="counts per decision and category")
+    stats.add_argument("--tenant", required=True)
+    stats.add_argument("--since")
+    stats.add_argument("--until")
+    stats.add_argument("--bucket", choices=("hour", "day"), default="hour")
+    trim = audit.add_parser("trim", help="retention: remove old records, leave a signed checkpoint")
+    trim.add_argument("--tenant", help="only this tenant (default: all)")
+    trim.add_argument("--older-than-days", type=int, required=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -83,8 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["host"] = args.host
         if args.port is not None:
             overrides["port"] = args.port
-    if args.command == "policy":
-        return _validate_policy(args.file)
+    if args.command == "policy" and args.policy_command in OFFLINE:
+        status = run_offline(args)
+        if status >= 0:
+            return status
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
@@ -98,26 +140,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.command == "serve":
         return _serve(settings)
+    if args.command == "eval":
+        from gateway.evaluation import run_eval_prompts
+
+        return run_eval_prompts(settings, args)
     if args.command == "keys":
         return asyncio.run(_keys(settings, args))
+    if args.command == "policy":
+        return asyncio.run(_policy(settings, args))
+    if args.command == "provenance":
+        return asyncio.run(_provenance_verify(settings, args))
     return asyncio.run(_audit(settings, args))
-
-
-def _validate_policy(path: Path) -> int:
-    try:
-        bundle = load_policy_file(path)
-    except PolicyValidationError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    from gateway.backends import ClassifierBackends, UnknownBackend
-
-    try:
-        ClassifierBackends(Settings()).check(bundle.policy)
-    except UnknownBackend as exc:
-        print(f"invalid policy {path}:\n  {exc}", file=sys.stderr)
-        return 1
-    print(f"{path}: valid (policy {bundle.id!r}, revision {bundle.revision})")
-    return 0
 
 
 def _serve(settings: Settings) -> int:
@@ -152,11 +185,63 @@ async def _redis(settings: Settings) -> AsyncIterator[Redis]:
             await asyncio.to_thread(embedded.stop)
 
 
+async def _provenance_verify(settings: Settings, args: argparse.Namespace) -> int:
+    """``genguard provenance verify FILE``: the same JSON report as POST /v1/provenance/verify."""
+    import json
+
+    from gateway.lifespan import signing_credentials, watermark_key
+    from provenance.errors import ProvenanceError
+    from provenance.repository import ManifestRepository
+    from provenance.verifier import verify_asset
+
+    async def cpu(fn: Callable[..., Any], /, *a: Any, **kw: Any) -> Any:
+        return await asyncio.to_thread(fn, *a, **kw)
+
+    try:
+        data = args.file.read_bytes()
+        credentials = signing_credentials(settings)
+        anchors = (
+            args.trust_anchors.read_bytes() if args.trust_anchors else credentials.trust_anchor_pem
+        )
+        key = watermark_key(settings, credentials)
+        if args.offline:
+            report = await verify_asset(
+                data, cpu=cpu, repository=None, trust_anchors_pem=anchors, audio_key=key
+            )
+        else:
+            async with _redis(settings) as redis:
+                report = await verify_asset(
+                    data,
+                    cpu=cpu,
+                    repository=ManifestRepository(redis),
+                    trust_anchors_pem=anchors,
+                    audio_key=key,
+                )
+    except (OSError, ProvenanceError) as exc:
+        print(f"genguard: cannot verify {args.file}: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=2))
+    found = report["c2pa"]["present"] or report["watermark"]["found"]
+    return 0 if found else 3
+
+
 def _actor() -> str:
     try:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return f"cli:uid{os.getuid()}"
+
+
+async def _policy(settings: Settings, args: argparse.Namespace) -> int:
+    from audit.sink import RedisStreamAuditSink
+    from gateway.lifespan import policy_event_recorder
+    from policies.versions import PolicyVersions
+
+    async with _redis(settings) as redis:
+        events = policy_event_recorder(RedisStreamAuditSink(redis))
+        args.actor = _actor()
+        versions = PolicyVersions(redis, on_event=events)
+        return await run_online(args, versions, seed=settings.policy_file)
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:
@@ -213,6 +298,11 @@ async def _audit(settings: Settings, args: argparse.Namespace) -> int:
     from audit.stream import AuditKeys, as_text
     from audit.verify import verify_chain
 
+    if args.audit_command in ("query", "export", "stats", "trim"):
+        from gateway.audit_commands import run_audit_command
+
+        async with _redis(settings) as redis:
+            return await run_audit_command(redis, settings, args, _actor())
     async with _redis(settings) as redis:
         if args.audit_command == "tail":
             records = await tail(redis, tenant=args.tenant, count=args.count)
@@ -237,7 +327,9 @@ async def _audit(settings: Settings, args: argparse.Namespace) -> int:
         )
         status = 0
         for tenant in tenants:
-            report = await verify_chain(redis, tenant)
+            report = await verify_chain(
+                redis, tenant, checkpoint_key=audit_checkpoint_key(settings)
+            )
             verdict = "ok" if report.ok else "BROKEN"
             print(f"{tenant}: {verdict} ({report.records_checked} records)")
             for problem in report.problems:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from redis.asyncio import Redis
 
+from audit.sink import RedisStreamAuditSink
 from gateway.backends import GeneratorRouter
 from gateway.context import RequestContext
 from gateway.errors import ApiError
@@ -15,10 +17,17 @@ from gateway.keys import ApiKeyStore, InvalidKey, Principal, Role
 from gateway.pipeline import Pipeline
 from gateway.recording import AuditRecorder
 from gateway.settings import Settings
+from policies.redis_store import RedisPolicyStore
+from policies.store import FilePolicyStore
 
 __all__ = [
+    "Auditor",
     "Caller",
     "Context",
+    "PolicyApprover",
+    "PolicyEditor",
+    "PolicyReader",
+    "PolicyStaff",
     "Services",
     "ServicesDep",
     "authenticate",
@@ -35,8 +44,11 @@ class Services:
     keys: ApiKeyStore
     pipeline: Pipeline
     recorder: AuditRecorder
+    audit_sink: RedisStreamAuditSink
+    checkpoint_key: bytes
     generators: GeneratorRouter
     signer_development: bool
+    policies: FilePolicyStore | RedisPolicyStore | None = None
 
 
 def get_services(request: Request) -> Services:
@@ -83,10 +95,65 @@ async def authenticate(request: Request, services: ServicesDep) -> Principal:
             "insufficient_role",
             type="permission_error",
         )
+    if await services.recorder.refuses_while_degraded(principal.tenant):
+        raise ApiError(
+            503,
+            "the audit log is degraded (records are being spooled) and the policy says "
+            "to refuse requests until it recovers",
+            "audit_unavailable",
+            type="server_error",
+        )
     return principal
 
 
 Caller = Annotated[Principal, Depends(authenticate)]
+
+
+async def authenticate_auditor(request: Request, services: ServicesDep) -> Principal:
+    """A caller with the ``auditor`` (or ``admin``) role, for the ``/admin/audit`` routes."""
+    principal = await principal_from_request(request, services.keys)
+    request.state.principal = principal
+    if not principal.has(Role.AUDITOR):
+        raise ApiError(
+            403,
+            "this API key lacks the 'auditor' or 'admin' role needed for audit routes",
+            "insufficient_role",
+            type="permission_error",
+        )
+    return principal
+
+
+Auditor = Annotated[Principal, Depends(authenticate_auditor)]
+
+
+def require_any_role(*roles: Role) -> Callable[[Request, Services], Awaitable[Principal]]:
+    """A dependency: the caller must hold one of ``roles`` (``admin`` holds every role)."""
+    names = " or ".join(f"'{role.value}'" for role in roles)
+
+    async def dependency(request: Request, services: ServicesDep) -> Principal:
+        principal = await principal_from_request(request, services.keys)
+        request.state.principal = principal
+        if not any(principal.has(role) for role in roles):
+            raise ApiError(
+                403,
+                f"this API key lacks the {names} role needed here",
+                "insufficient_role",
+                type="permission_error",
+            )
+        return principal
+
+    return dependency
+
+
+PolicyEditor = Annotated[Principal, Depends(require_any_role(Role.POLICY_EDITOR))]
+PolicyApprover = Annotated[Principal, Depends(require_any_role(Role.POLICY_APPROVER))]
+PolicyReader = Annotated[
+    Principal,
+    Depends(require_any_role(Role.POLICY_EDITOR, Role.POLICY_APPROVER, Role.AUDITOR)),
+]
+PolicyStaff = Annotated[
+    Principal, Depends(require_any_role(Role.POLICY_EDITOR, Role.POLICY_APPROVER))
+]
 
 
 def request_context(request: Request, principal: Caller) -> RequestContext:

@@ -8,26 +8,36 @@ than at the first request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import os
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
 from redis.asyncio import Redis
 
+from audit.checkpoint import ensure_key_file
+from audit.errors import AuditError
+from audit.maintenance import run_audit_maintenance
 from audit.sink import RedisStreamAuditSink
 from gateway.backends import ClassifierBackends, GeneratorRouter
 from gateway.deps import Services
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.keys import ApiKeyStore, Role
 from gateway.pipeline import Pipeline
-from gateway.recording import AuditRecorder
+from gateway.recording import AuditRecorder, admin_record
 from gateway.settings import Settings
 from gateway.workers import WorkerPool
+from policies.loader import PolicyBundle, default_policy_text
+from policies.redis_store import RedisPolicyStore
 from policies.store import FilePolicyStore
+from policies.versions import BASE_SCOPE, PolicyEvent, PolicyVersions
 from provenance.credentials import SigningCredentials, ensure_dev_credentials, load_credentials
+from provenance.repository import ManifestRepository
 from provenance.signer import C2paSigner
+from provenance.stamp import ContentCredentials
 
 __all__ = ["RUNTIME_REDIS_FILE", "open_services", "signing_credentials"]
 
@@ -44,6 +54,14 @@ def signing_credentials(settings: Settings) -> SigningCredentials:
     if p.cert_chain_path is not None and p.private_key_path is not None:
         return load_credentials(p.cert_chain_path, p.private_key_path, p.trust_anchors_path)
     return ensure_dev_credentials(settings.data_dir / "dev-ca")
+
+
+def watermark_key(settings: Settings, credentials: SigningCredentials) -> bytes:
+    """The audio watermark key: configured, else derived from the signing key (stable)."""
+    configured = settings.provenance.watermark_key
+    if configured is not None:
+        return configured.get_secret_value().encode()
+    return hashlib.sha256(b"genguard-audio-watermark\0" + credentials.private_key_pem).digest()
 
 
 @asynccontextmanager
@@ -93,6 +111,75 @@ async def ensure_bootstrap_key(settings: Settings, keys: ApiKeyStore) -> None:
         _say(f"bootstrap admin key: see {path}")
 
 
+def audit_checkpoint_key(settings: Settings) -> bytes:
+    """The key that signs retention checkpoints: configured, else a generated development one."""
+    if settings.audit.checkpoint_key is not None:
+        return bytes.fromhex(settings.audit.checkpoint_key.get_secret_value())
+    return ensure_key_file(settings.data_dir / "audit-checkpoint.key")
+
+
+async def _stop_maintenance(task: asyncio.Task[None], sink: RedisStreamAuditSink) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    if sink.degraded:  # a last chance to empty the spool; otherwise the next start replays it
+        with contextlib.suppress(AuditError):
+            await sink.replay_spool()
+
+
+def policy_event_recorder(sink: RedisStreamAuditSink) -> Callable[[PolicyEvent], Awaitable[None]]:
+    """Every policy action (proposed, approved, activated, rolled back, shadow) is audited."""
+
+    async def record(event: PolicyEvent) -> None:
+        params: dict[str, object] = {
+            "scope": event.scope,
+            "version": event.version,
+            "revision": event.revision,
+            "reason": event.reason,
+            "previous": event.previous,
+        }
+        await sink.append(
+            admin_record(f"admin.policies.{event.action}", event.scope, event.actor, params)
+        )
+
+    return record
+
+
+async def open_policy_store(
+    settings: Settings,
+    redis: Redis,
+    sink: RedisStreamAuditSink,
+    pool: WorkerPool,
+    classifiers: ClassifierBackends,
+) -> FilePolicyStore | RedisPolicyStore:
+    """The versioned Redis store (seeded from the policy file), or the file itself."""
+    if settings.policy_store == "file":
+        file_store = FilePolicyStore(settings.policy_file)
+        await pool.cpu(classifiers.prepare, file_store.bundle)
+        bundle = file_store.bundle
+        _say(f"policy {bundle.id!r} revision {bundle.revision} from {bundle.source} (fixed)")
+        return file_store
+
+    async def prepare(bundle: PolicyBundle) -> None:
+        await pool.cpu(classifiers.prepare, bundle)
+
+    versions = PolicyVersions(redis, on_event=policy_event_recorder(sink))
+    store = RedisPolicyStore(versions, cache_dir=settings.data_dir / "policies", prepare=prepare)
+    if settings.policy_file is not None:
+        seed_text, seed_source = settings.policy_file.read_text("utf-8"), str(settings.policy_file)
+    else:
+        seed_text, seed_source = default_policy_text(), "policies/default.yaml"
+    snapshot = await store.open(seed_text, seed_source=seed_source)
+    bundle = snapshot.active[BASE_SCOPE]
+    origin = "the local copy (Redis unreachable)" if snapshot.from_cache else "Redis"
+    _say(
+        f"policy {bundle.id!r} base v{snapshot.versions[BASE_SCOPE]} revision {bundle.revision} "
+        f"from {origin}; {len(snapshot.active) - 1} tenant policies"
+    )
+    store.start()
+    return store
+
+
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -102,25 +189,49 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         pool = WorkerPool(settings.workers)
         stack.callback(pool.shutdown)
 
-        policies = FilePolicyStore(settings.policy_file)
-        bundle = policies.bundle
         classifiers = ClassifierBackends(settings)
-        await pool.cpu(classifiers.prepare, bundle)
-        _say(f"policy {bundle.id!r} revision {bundle.revision} from {bundle.source}")
 
         credentials = await pool.cpu(signing_credentials, settings)
-        signer = C2paSigner(credentials, thumbnail=settings.provenance.thumbnail)
+        signer = ContentCredentials(
+            C2paSigner(
+                credentials,
+                thumbnail=settings.provenance.thumbnail,
+                tsa_url=settings.provenance.tsa_url,
+            ),
+            audio_key=watermark_key(settings, credentials),
+            repository=ManifestRepository(redis),
+            trust_anchors_pem=credentials.trust_anchor_pem,
+        )
         if credentials.development:
             _say(
                 f"C2PA signing with the development CA in {settings.data_dir / 'dev-ca'} "
                 "(development, untrusted)"
             )
 
-        sink = RedisStreamAuditSink(redis, spool_path=settings.data_dir / "audit-spool.jsonl")
+        sink = RedisStreamAuditSink(
+            redis,
+            spool_path=settings.data_dir / "audit-spool.jsonl",
+            write_timeout_s=settings.audit.write_timeout_s,
+        )
         replayed = await sink.replay_spool()
         if replayed:
             _say(f"replayed {replayed} spooled audit records into Redis")
+        policies = await open_policy_store(settings, redis, sink, pool, classifiers)
+        if isinstance(policies, RedisPolicyStore):
+            stack.push_async_callback(policies.stop)
         recorder = AuditRecorder(sink, policies)
+        checkpoint_key = audit_checkpoint_key(settings)
+        maintenance = asyncio.create_task(
+            run_audit_maintenance(
+                redis,
+                sink,
+                interval_s=settings.audit.replay_interval_s,
+                retention_days=settings.audit.retention_days,
+                checkpoint_key=checkpoint_key,
+            ),
+            name="genguard-audit-maintenance",
+        )
+        stack.push_async_callback(_stop_maintenance, maintenance, sink)
 
         generators = GeneratorRouter(settings, pool.cpu)
         stack.push_async_callback(generators.aclose)
@@ -141,8 +252,11 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             keys=keys,
             pipeline=pipeline,
             recorder=recorder,
+            audit_sink=sink,
+            checkpoint_key=checkpoint_key,
             generators=generators,
             signer_development=credentials.development,
+            policies=policies,
         )
 
 

@@ -15,6 +15,7 @@ Blocks are values (``Decision``), never exceptions.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
@@ -34,7 +35,8 @@ from policies.loader import PolicyBundle
 from policies.schema import Action, OnError, StageSection
 from policies.store import PolicyStore
 from provenance.manifest import ManifestSpec
-from provenance.signer import C2paSigner
+from provenance.stamp import ContentCredentials, StampedAsset
+from provenance.verifier import verify_asset
 
 __all__ = ["GenerationResult", "ModerationResult", "Pipeline"]
 
@@ -58,9 +60,10 @@ class ModerationResult:
     decision_id: str
     model: str
     scores: tuple[dict[str, float], ...]
-    flagged: tuple[bool, ...]
+    flagged: tuple[bool, ...]  # the policy would block this input at the prompt stage
     overhead_ms: float
     error: ApiError | None = None
+    blocking: tuple[frozenset[str], ...] = ()  # per input: categories of the blocking rules
 
 
 class Pipeline:
@@ -71,7 +74,7 @@ class Pipeline:
         policies: PolicyStore,
         classifiers: ClassifierBackends,
         generators: GeneratorRouter,
-        signer: C2paSigner | None,
+        signer: ContentCredentials | None,
         recorder: AuditRecorder,
     ) -> None:
         self._pool = pool
@@ -185,6 +188,16 @@ class Pipeline:
         self, bundle: PolicyBundle, request: GenerationRequest, log: StageLog
     ) -> list[Artifact]:
         generator, _ = self._generators.resolve(request.modality, request.model)
+        allowed = bundle.policy.generate.generators
+        if allowed is not None and generator.name not in allowed:
+            raise ApiError(
+                403,
+                f"this policy does not allow the generator {generator.name!r} "
+                f"(allowed: {', '.join(allowed) or 'none'})",
+                "generator_not_allowed",
+                type="permission_error",
+                param="model",
+            )
         started = time.perf_counter()
         try:
             artifacts = await asyncio.wait_for(
@@ -218,26 +231,45 @@ class Pipeline:
         log: StageLog,
     ) -> tuple[DeliveredAsset, ...]:
         section = bundle.policy.provenance
-        signer = self._signer
-        if not section.c2pa or signer is None:
+        credentials = self._signer
+        if not section.c2pa or credentials is None:
             log.add("provenance", None, latency_ms=0.0, verdict="skipped")
             return tuple(DeliveredAsset.unsigned(a) for a in artifacts)
         started = time.perf_counter()
+        # one verdict per stage, no classifier names; stage 1 is "input" in the manifest, so the
+        # word "prompt" never travels with an asset
+        per_stage = {
+            ("input" if r.stage == "prompt" else r.stage): r.verdict for r in log.records()
+        }
+        verdicts = tuple(per_stage.items())
 
-        def sign_one(artifact: Artifact) -> Awaitable[DeliveredAsset]:
+        def stamp_one(artifact: Artifact) -> Awaitable[StampedAsset]:
+            # watermark → sign (the manifest names the watermark) → register, below
             spec = ManifestSpec(
                 generator=artifact.generator,
                 model=artifact.model,
                 decision_id=ctx.decision_id,
                 policy_id=bundle.id,
                 policy_revision=bundle.revision,
+                stage_verdicts=verdicts,
+                training_mining=section.training_mining,
             )
-            return self._pool.cpu(DeliveredAsset.signed, signer, artifact, spec)
+            return self._pool.cpu(
+                credentials.stamp,
+                artifact,
+                spec,
+                watermark=section.watermark,
+                self_check=section.self_check,
+            )
+
+        async def stamp_all() -> list[StampedAsset]:
+            stamped = await asyncio.gather(*(stamp_one(a) for a in artifacts))
+            await asyncio.gather(*(credentials.register(s, ctx.tenant) for s in stamped))
+            return list(stamped)
 
         try:
-            signed = await asyncio.wait_for(
-                asyncio.gather(*(sign_one(a) for a in artifacts)), section.timeout_s
-            )
+            stamped = await asyncio.wait_for(stamp_all(), section.timeout_s)
+            signed = [DeliveredAsset.stamped(s) for s in stamped]
         except Exception as exc:
             log.add_error("provenance", "c2pa", exc, started)
             if section.on_error == "allow":
@@ -248,9 +280,28 @@ class Pipeline:
             "c2pa",
             latency_ms=_ms(started),
             verdict="ok",
-            detail={"manifests": [s.manifest_id for s in signed]},
+            detail={
+                "manifests": [s.manifest_id for s in signed],
+                "watermarks": [s.watermark_id for s in signed],
+                "unmarked": [s.watermark.skipped for s in stamped if s.watermark.skipped],
+            },
         )
         return tuple(signed)
+
+    async def verify(self, data: bytes, trust_anchors_pem: bytes | None) -> dict[str, object]:
+        """``POST /v1/provenance/verify``: C2PA report, watermark, recovered manifest.
+
+        ``trust_anchors_pem`` None: the anchors of the gateway's own signing credentials."""
+        credentials = self._signer
+        if trust_anchors_pem is None and credentials is not None:
+            trust_anchors_pem = credentials.trust_anchors_pem
+        return await verify_asset(
+            data,
+            cpu=self._pool.cpu,
+            repository=credentials.repository if credentials else None,
+            trust_anchors_pem=trust_anchors_pem,
+            audio_key=credentials.audio_key if credentials else b"",
+        )
 
     # -- classification stages -------------------------------------------------------------
 
@@ -258,10 +309,17 @@ class Pipeline:
         self, bundle: PolicyBundle, texts: list[str], log: StageLog
     ) -> Decision:
         section = bundle.policy.prompt
-        runs = [
-            (name, self._classifiers.text(name, bundle).classify) for name in section.classifiers
+        return await self._run_stage("prompt", section, self._text_runs(bundle), texts, log)
+
+    def _text_runs(
+        self, bundle: PolicyBundle
+    ) -> list[tuple[str, Callable[[Sequence[str]], list[Scores]]]]:
+        # Resolving a classifier may build it (first use of a policy revision embeds the concept
+        # exemplars), so resolution runs in the pool together with the classification.
+        return [
+            (name, functools.partial(self._classifiers.classify_text, name, bundle))
+            for name in bundle.policy.prompt.classifiers
         ]
-        return await self._run_stage("prompt", section, runs, texts, log)
 
     async def _classify_output(
         self,
@@ -331,28 +389,24 @@ class Pipeline:
     ) -> ModerationResult:
         bundle = await self._policies.current(ctx.tenant)
         log = StageLog()
-        moderation = bundle.policy.moderation
         error: ApiError | None = None
         per_input: list[dict[str, float]] = [{} for _ in texts]
         flagged: list[bool] = [False for _ in texts]
+        blocking: list[frozenset[str]] = [frozenset() for _ in texts]
         decision = Decision(Action.ALLOW)
         try:
-            decisions: list[Decision] = []
-            for index, text in enumerate(texts):
-                item_log = StageLog()
-                item_decision = await self._classify_text(bundle, [text], item_log)
-                decisions.append(item_decision)
-                for entry in item_log.scores():
+            decisions = await self._moderate_texts(bundle, texts, log)
+            for index, (item_decision, item_scores) in enumerate(decisions):
+                for entry in item_scores:
                     for category, value in entry.scores.items():
                         key = category.value
                         per_input[index][key] = max(per_input[index].get(key, 0.0), value)
-                log.extend(item_log, label=f"input[{index}]")
-                flagged[index] = item_decision.blocked or any(
-                    value >= moderation.threshold_for(category)
-                    for entry in item_log.scores()
-                    for category, value in entry.scores.items()
+                # flagged exactly when the prompt stage of this policy would not allow the text
+                flagged[index] = item_decision.blocked
+                blocking[index] = frozenset(
+                    r.category for r in item_decision.reasons if r.action is Action.BLOCK
                 )
-            decision = merge(decisions)
+            decision = merge(d for d, _ in decisions)
         except ApiError as exc:
             error = exc
         except Exception as exc:
@@ -378,7 +432,44 @@ class Pipeline:
             flagged=tuple(flagged),
             overhead_ms=overhead_ms,
             error=error,
+            blocking=tuple(blocking),
         )
+
+    async def _moderate_texts(
+        self, bundle: PolicyBundle, texts: list[str], log: StageLog
+    ) -> list[tuple[Decision, list[Scores]]]:
+        """Score every text in one batch per classifier; decide each text on its own."""
+        section = bundle.policy.prompt
+        runs = self._text_runs(bundle)
+
+        async def one(
+            name: str, fn: Callable[[Sequence[str]], list[Scores]]
+        ) -> tuple[list[Scores], float]:
+            started = time.perf_counter()
+            scores = await asyncio.wait_for(self._pool.cpu(fn, texts), section.timeout_s)
+            return scores, _ms(started)
+
+        results = await asyncio.gather(*(one(n, f) for n, f in runs), return_exceptions=True)
+        out: list[tuple[Decision, list[Scores]]] = []
+        for index in range(len(texts)):
+            item_log = StageLog()
+            item_scores: list[Scores] = []
+            failures: list[Reason] = []
+            for (name, _), result in zip(runs, results, strict=True):
+                if isinstance(result, BaseException):
+                    if not isinstance(result, Exception):
+                        raise result
+                    item_log.add_error("prompt", name, result)
+                    failures.extend(_failure_reason("prompt", name, result, section.on_error))
+                    continue
+                scores, latency_ms = result
+                item_log.add_scores("prompt", name, [scores[index]], latency_ms=latency_ms)
+                item_scores.append(scores[index])
+            item = from_reasons([*decide("prompt", section, item_scores).reasons, *failures])
+            item_log.set_verdict("prompt", item.action.value)
+            log.extend(item_log, label=f"input[{index}]")
+            out.append((item, item_scores))
+        return out
 
 
 def _failure_reason(stage: str, classifier: str, exc: Exception, on_error: OnError) -> list[Reason]:

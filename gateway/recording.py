@@ -7,7 +7,7 @@ failed before reaching the pipeline: bad JSON, a missing key, an unknown model).
 
 from __future__ import annotations
 
-import re
+import logging
 import time
 import uuid
 from collections.abc import Sequence
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import JsonValue
 
+from audit.privacy import private_input, redact
 from audit.record import (
     AuditRecord,
     DecisionRecord,
@@ -26,6 +27,7 @@ from audit.record import (
     OutputRecord,
     PolicyRef,
     ReasonRecord,
+    ShadowRef,
     StageRecord,
 )
 from audit.sink import AuditSink
@@ -34,12 +36,15 @@ from gateway.context import RequestContext
 from gateway.errors import ApiError
 from policies.decision import Decision
 from policies.loader import PolicyBundle
+from policies.replay import evaluate_record
 from policies.store import PolicyStore
 
 if TYPE_CHECKING:
     from gateway.media import DeliveredAsset
 
 __all__ = ["AuditRecorder", "StageLog", "admin_record", "redact_prompt"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -127,16 +132,9 @@ def _stage_record(entry: _Entry) -> StageRecord:
     )
 
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
-_URL = re.compile(r"https?://\S+")
-_NUMBER = re.compile(r"\d[\d\s().-]{5,}\d")
-
-
-def redact_prompt(prompt: str) -> str:
-    """Mask what looks like personal data (e-mail addresses, URLs, phone/ID numbers)."""
-    masked = _EMAIL.sub("[email]", prompt)
-    masked = _URL.sub("[url]", masked)
-    return _NUMBER.sub("[number]", masked)
+def redact_prompt(prompt: str, names: Sequence[str] = ()) -> str:
+    """Mask personal data (e-mails, URLs, card and phone numbers, listed names)."""
+    return redact(prompt, names).text
 
 
 class AuditRecorder:
@@ -145,6 +143,13 @@ class AuditRecorder:
     def __init__(self, sink: AuditSink, policies: PolicyStore) -> None:
         self._sink = sink
         self._policies = policies
+
+    async def refuses_while_degraded(self, tenant: str) -> bool:
+        """Whether the sink is spooling and ``tenant``'s policy says to refuse meanwhile."""
+        if not getattr(self._sink, "degraded", False):
+            return False
+        bundle = await self._policies.current(tenant)
+        return bundle.policy.audit.when_unavailable == "refuse"
 
     async def record(
         self,
@@ -161,14 +166,15 @@ class AuditRecorder:
         upstream_ms: float,
     ) -> float:
         """Append the record; return GenGuard's overhead in ms (total minus the generator)."""
-        mode = bundle.policy.audit.prompt
-        text = prompt or ""
-        input_record = InputRecord.from_prompt(
-            text,
-            mode=mode,
-            redacted=redact_prompt(text) if mode == "redacted" else None,
+        audit_policy = bundle.policy.audit
+        private = private_input(
+            prompt or "",
+            mode=audit_policy.prompt,
             params=_json_params(params),
+            names=audit_policy.redact_names,
         )
+        stages = log.records()
+        shadow = await self._shadow(ctx, stages, action)
         total_ms = (time.perf_counter() - ctx.started) * 1000
         record = AuditRecord(
             decision_id=ctx.decision_id,
@@ -178,8 +184,9 @@ class AuditRecorder:
             key_id=ctx.key_id,
             route=ctx.route,
             policy=PolicyRef(id=bundle.id, revision=bundle.revision),
-            input=input_record,
-            stages=log.records(),
+            input=private.input,
+            shadow=shadow,
+            stages=stages,
             decision=DecisionRecord(
                 action=action,
                 reasons=[
@@ -194,7 +201,12 @@ class AuditRecorder:
                 ],
             ),
             outputs=[
-                OutputRecord(sha256=a.sha256, mime_type=a.mime_type, c2pa_manifest_id=a.manifest_id)
+                OutputRecord(
+                    sha256=a.sha256,
+                    mime_type=a.mime_type,
+                    c2pa_manifest_id=a.manifest_id,
+                    watermark_id=a.watermark_id,
+                )
                 for a in assets
             ],
             error=(
@@ -209,10 +221,26 @@ class AuditRecorder:
                 overhead_ms=round(max(total_ms - upstream_ms, 0.0), 3),
                 upstream_ms=round(upstream_ms, 3),
             ),
-            erased=["/input/prompt"] if mode != "full" else [],
+            erased=private.erased,
         )
         await self._sink.append(record)
         return max((time.perf_counter() - ctx.started) * 1000 - upstream_ms, 0.0)
+
+    async def _shadow(
+        self, ctx: RequestContext, stages: list[StageRecord], action: str
+    ) -> ShadowRef | None:
+        """The shadow policy's decision on the same scores (never enforced, never fatal)."""
+        try:
+            candidate = await self._policies.shadow(ctx.tenant)
+            if candidate is None:
+                return None
+            outcome = evaluate_record(candidate.policy, ctx.route, stages, action)
+        except Exception:
+            logger.exception("shadow evaluation failed for %s", ctx.decision_id)
+            return None
+        if outcome is None:
+            return None
+        return ShadowRef(revision=candidate.revision, action=outcome.action)
 
     async def record_failure(
         self,

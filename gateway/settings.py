@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = [
+    "AuditSettings",
     "ClassifierSettings",
     "InsecureSettingsError",
     "LimitSettings",
@@ -49,10 +50,22 @@ class ProvenanceSettings(_Section):
     private_key_path: Path | None = None
     trust_anchors_path: Path | None = None
     thumbnail: bool = False
+    # key of the audio watermark; unset: a development key derived from the data dir's dev CA
+    watermark_key: SecretStr | None = None
+    tsa_url: str | None = None  # RFC 3161 time-stamp authority (a network call per signature)
 
 
 class ClassifierSettings(_Section):
     nudenet_threads: Annotated[int, Field(ge=1, le=64)] = 1
+
+
+class AuditSettings(_Section):
+    """The audit sink: how long to wait for Redis before spooling, replay, retention."""
+
+    write_timeout_s: Annotated[float, Field(gt=0, le=60)] = 2.0
+    replay_interval_s: Annotated[float, Field(gt=0, le=3600)] = 2.0
+    retention_days: Annotated[int, Field(ge=1)] | None = None
+    checkpoint_key: SecretStr | None = None  # hex; unset: generated in the data dir (dev only)
 
 
 class LimitSettings(_Section):
@@ -78,6 +91,8 @@ class Settings(BaseSettings):
     redis_url: SecretStr | None = None
     bootstrap_key: SecretStr | None = None
     policy_file: Path | None = None
+    # redis: versioned, approved, hot-reloaded (policy_file seeds version 1); file: fixed
+    policy_store: Literal["redis", "file"] = "redis"
     workers: Annotated[int, Field(ge=1, le=256)] = max(2, min(8, os.cpu_count() or 2))
     image_generator: Literal["procedural", "openai_compat"] = "procedural"
     speech_generator: Literal["espeak", "openai_compat"] = "espeak"
@@ -87,6 +102,7 @@ class Settings(BaseSettings):
     provenance: ProvenanceSettings = ProvenanceSettings()
     classifiers: ClassifierSettings = ClassifierSettings()
     limits: LimitSettings = LimitSettings()
+    audit: AuditSettings = AuditSettings()
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
@@ -113,6 +129,11 @@ class Settings(BaseSettings):
                 "GENGUARD_PROVENANCE__CERT_CHAIN_PATH and "
                 "GENGUARD_PROVENANCE__PRIVATE_KEY_PATH are required in production "
                 "(the development CA is untrusted)"
+            )
+        if self.audit.retention_days is not None and self.audit.checkpoint_key is None:
+            problems.append(
+                "GENGUARD_AUDIT__CHECKPOINT_KEY is required in production when "
+                "GENGUARD_AUDIT__RETENTION_DAYS is set (it signs retention checkpoints)"
             )
         if problems:
             raise InsecureSettingsError(

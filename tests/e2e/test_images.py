@@ -8,7 +8,7 @@ import io
 import httpx
 import openai
 import pytest
-from PIL import Image
+from PIL import Image, ImageChops, ImageStat
 
 from provenance.verify import read_manifest
 from tests.e2e.audit_helpers import count, record_for
@@ -55,7 +55,8 @@ def test_images_are_signed_with_c2pa_and_audited(gateway: RunningGateway) -> Non
         record = record_for(r, "default", decision_id)
     assert record["decision"]["action"] == "allow"
     assert record["input"]["prompt"] == PROMPT
-    assert [s["stage"] for s in record["stages"]] == [
+    # one entry per classifier: the default policy runs several prompt classifiers
+    assert list(dict.fromkeys(s["stage"] for s in record["stages"])) == [
         "prompt", "harden", "generate", "output", "provenance",
     ]  # fmt: skip
     assert len(record["outputs"]) == 2
@@ -115,7 +116,10 @@ def test_same_seed_same_image(gateway: RunningGateway) -> None:
     first = client.images.generate(**kwargs, extra_body={"seed": 7})  # type: ignore[arg-type]
     second = client.images.generate(**kwargs, extra_body={"seed": 7})  # type: ignore[arg-type]
     pixels = [
-        Image.open(io.BytesIO(base64.b64decode(r.data[0].b64_json or ""))).tobytes()
+        Image.open(io.BytesIO(base64.b64decode(r.data[0].b64_json or ""))).convert("RGB")
         for r in (first, second)
     ]
-    assert pixels[0] == pixels[1]
+    # each output carries its own invisible watermark id: same picture, a few levels apart
+    difference = ImageChops.difference(pixels[0], pixels[1])
+    mean_levels = sum(ImageStat.Stat(difference).mean) / 3
+    assert mean_levels < 2.0
