@@ -44,15 +44,41 @@ class UpstreamSettings(_Section):
 
 
 class ProvenanceSettings(_Section):
-    """C2PA signing credentials. Unset paths: a development CA under the data dir (untrusted)."""
+    """C2PA signing credentials. Unset paths: a development CA under the data dir (untrusted).
+
+    With ``external_signer_url`` the private key stays in a signing service (KMS / HSM front
+    end, or ``python -m provenance.signing_service``); the gateway has only ``cert_chain_path``.
+    """
 
     cert_chain_path: Path | None = None
     private_key_path: Path | None = None
+    external_signer_url: str | None = None  # e.g. http://127.0.0.1:8701
+    external_signer_timeout_s: Annotated[float, Field(gt=0, le=60)] = 5.0
     trust_anchors_path: Path | None = None
     thumbnail: bool = False
     # key of the audio watermark; unset: a development key derived from the data dir's dev CA
     watermark_key: SecretStr | None = None
     tsa_url: str | None = None  # RFC 3161 time-stamp authority (a network call per signature)
+
+    @model_validator(mode="after")
+    def _one_key_source(self) -> ProvenanceSettings:
+        if self.external_signer_url is None:
+            return self
+        if self.private_key_path is not None:
+            raise ValueError(
+                "GENGUARD_PROVENANCE__PRIVATE_KEY_PATH and __EXTERNAL_SIGNER_URL exclude each "
+                "other: with an external signer the key stays in the signing service"
+            )
+        if self.cert_chain_path is None:
+            raise ValueError(
+                "GENGUARD_PROVENANCE__CERT_CHAIN_PATH is required with __EXTERNAL_SIGNER_URL"
+            )
+        if self.watermark_key is None:
+            raise ValueError(
+                "GENGUARD_PROVENANCE__WATERMARK_KEY is required with __EXTERNAL_SIGNER_URL "
+                "(it cannot be derived from a private key the gateway does not hold)"
+            )
+        return self
 
 
 class ClassifierSettings(_Section):
@@ -124,11 +150,14 @@ class Settings(BaseSettings):
             )
         if self.redis_url is None:
             problems.append("GENGUARD_REDIS_URL must point at a managed Redis in production")
-        if self.provenance.cert_chain_path is None or self.provenance.private_key_path is None:
+        p = self.provenance
+        if p.cert_chain_path is None or (
+            p.private_key_path is None and p.external_signer_url is None
+        ):
             problems.append(
                 "GENGUARD_PROVENANCE__CERT_CHAIN_PATH and "
-                "GENGUARD_PROVENANCE__PRIVATE_KEY_PATH are required in production "
-                "(the development CA is untrusted)"
+                "GENGUARD_PROVENANCE__PRIVATE_KEY_PATH (or __EXTERNAL_SIGNER_URL) are required "
+                "in production (the development CA is untrusted)"
             )
         if self.audit.retention_days is not None and self.audit.checkpoint_key is None:
             problems.append(

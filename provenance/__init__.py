@@ -4,10 +4,18 @@
 generator and model, and GenGuard's decision id and policy revision; never the prompt);
 ``read_manifest`` reads and validates one. Credentials come from production PEM files
 (``load_credentials``) or a development CA generated on first start
-(``ensure_dev_credentials``). Both sign and read are synchronous, CPU-bound and thread-safe.
+(``ensure_dev_credentials``), or a certificate chain alone (``load_certificate_chain``) with an
+external signer (``HttpExternalSigner``, served by ``python -m provenance.signing_service``)
+that keeps the private key out of the gateway. Both sign and read are synchronous, CPU-bound
+and thread-safe.
 """
 
-from provenance.credentials import SigningCredentials, ensure_dev_credentials, load_credentials
+from provenance.credentials import (
+    SigningCredentials,
+    ensure_dev_credentials,
+    load_certificate_chain,
+    load_credentials,
+)
 from provenance.errors import (
     CredentialsError,
     ManifestReadError,
@@ -15,6 +23,7 @@ from provenance.errors import (
     SigningFailed,
     UnsupportedMedia,
 )
+from provenance.external_signer import ExternalSigner, HttpExternalSigner
 from provenance.manifest import (
     GENGUARD_ASSERTION_LABEL,
     TRAINED_ALGORITHMIC_MEDIA,
@@ -44,6 +53,8 @@ __all__ = [
     "ContentCredentials",
     "CredentialsError",
     "DetectedWatermark",
+    "ExternalSigner",
+    "HttpExternalSigner",
     "ManifestReadError",
     "ManifestRepository",
     "ManifestSpec",
@@ -61,6 +72,7 @@ __all__ = [
     "detect_watermark",
     "ensure_dev_credentials",
     "inspect_asset",
+    "load_certificate_chain",
     "load_credentials",
     "manifest_definition",
     "mime_type_from_bytes",

@@ -30,7 +30,13 @@ from provenance.pem import (
     read_pem_file,
 )
 
-__all__ = ["SIGNING_ALGORITHMS", "SigningCredentials", "ensure_dev_credentials", "load_credentials"]
+__all__ = [
+    "SIGNING_ALGORITHMS",
+    "SigningCredentials",
+    "ensure_dev_credentials",
+    "load_certificate_chain",
+    "load_credentials",
+]
 
 SIGNING_ALGORITHMS = frozenset({"es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"})
 
@@ -42,12 +48,14 @@ RENEW_BEFORE = dt.timedelta(days=7)  # reissue the development signer this long 
 class SigningCredentials:
     """A C2PA signing certificate chain (leaf first, PEM), its private key and a trust anchor.
 
-    ``trust_anchor_pem`` is the root(s) a verifier needs to report "Trusted" for what these
-    credentials sign; ``development`` marks the generated development CA.
+    ``private_key_pem`` is ``None`` when the key lives in an external signer (a KMS, an HSM,
+    ``provenance.signing_service``) and only the chain is here. ``trust_anchor_pem`` is the
+    root(s) a verifier needs to report "Trusted" for what these credentials sign;
+    ``development`` marks the generated development CA.
     """
 
     cert_chain_pem: bytes
-    private_key_pem: bytes
+    private_key_pem: bytes | None
     trust_anchor_pem: bytes | None
     development: bool
     algorithm: str = "es256"
@@ -60,9 +68,10 @@ class SigningCredentials:
     def __repr__(self) -> str:
         certificates = self.cert_chain_pem.count(b"-----BEGIN CERTIFICATE-----")
         anchor = "None" if self.trust_anchor_pem is None else "<PEM>"
+        key = "None" if self.private_key_pem is None else "<redacted>"
         return (
             f"SigningCredentials(algorithm={self.algorithm!r}, development={self.development}, "
-            f"cert_chain_pem=<{certificates} certificate(s)>, private_key_pem=<redacted>, "
+            f"cert_chain_pem=<{certificates} certificate(s)>, private_key_pem={key}, "
             f"trust_anchor_pem={anchor})"
         )
 
@@ -94,6 +103,28 @@ def load_credentials(
         trust_anchor_pem=anchors_pem,
         development=False,
         algorithm=algorithm_for_key(key, key_source),
+    )
+
+
+def load_certificate_chain(
+    cert_chain_path: Path, trust_anchors_path: Path | None
+) -> SigningCredentials:
+    """Credentials without a private key, for an external signer: the chain is checked as in
+    ``load_credentials`` and the algorithm follows from the leaf's public key."""
+    chain_source = f"certificate chain {cert_chain_path}"
+    chain_pem = read_pem_file(cert_chain_path, "certificate chain")
+    chain = parse_certificates(chain_pem, chain_source)
+    check_chain(chain, chain_source, dt.datetime.now(dt.UTC))
+    anchors_pem: bytes | None = None
+    if trust_anchors_path is not None:
+        anchors_pem = read_pem_file(trust_anchors_path, "trust anchors")
+        parse_certificates(anchors_pem, f"trust anchors {trust_anchors_path}")
+    return SigningCredentials(
+        cert_chain_pem=chain_pem,
+        private_key_pem=None,
+        trust_anchor_pem=anchors_pem,
+        development=False,
+        algorithm=algorithm_for_key(chain[0].public_key(), chain_source),
     )
 
 

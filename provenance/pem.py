@@ -15,7 +15,10 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificatePublicKeyTypes,
+    PrivateKeyTypes,
+)
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from provenance.errors import CredentialsError
@@ -89,9 +92,10 @@ def parse_private_key(data: bytes, source: str) -> PrivateKeyTypes:
         raise CredentialsError(f"{source} holds a malformed PEM private key: {exc}") from exc
 
 
-def algorithm_for_key(key: PrivateKeyTypes, source: str) -> str:
-    """The C2PA signing algorithm for a key: ES256/384/512 by curve, PS256 for RSA, Ed25519."""
-    if isinstance(key, ec.EllipticCurvePrivateKey):
+def algorithm_for_key(key: PrivateKeyTypes | CertificatePublicKeyTypes, source: str) -> str:
+    """The C2PA signing algorithm for a private key or a certificate's public key:
+    ES256/384/512 by curve, PS256 for RSA, Ed25519."""
+    if isinstance(key, ec.EllipticCurvePrivateKey | ec.EllipticCurvePublicKey):
         algorithm = _EC_ALGORITHMS.get(key.curve.name)
         if algorithm is None:
             raise CredentialsError(
@@ -99,9 +103,9 @@ def algorithm_for_key(key: PrivateKeyTypes, source: str) -> str:
                 "(use P-256, P-384 or P-521)"
             )
         return algorithm
-    if isinstance(key, rsa.RSAPrivateKey):
+    if isinstance(key, rsa.RSAPrivateKey | rsa.RSAPublicKey):
         return "ps256"
-    if isinstance(key, ed25519.Ed25519PrivateKey):
+    if isinstance(key, ed25519.Ed25519PrivateKey | ed25519.Ed25519PublicKey):
         return "ed25519"
     raise CredentialsError(f"{source}: {type(key).__name__} keys cannot sign C2PA claims")
 

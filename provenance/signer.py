@@ -5,6 +5,10 @@ runs it in its worker pool. It is safe to call from many threads at once because
 holds only immutable credentials; every call creates, uses and closes its own c2pa Context,
 Signer and Builder, so no c2pa handle is ever shared between threads. c2pa errors are
 translated here into ``CredentialsError`` / ``SigningFailed``.
+
+With credentials that carry no private key, c2pa signs through a callback that asks an
+``ExternalSigner`` (a separate signing process, a KMS, an HSM) for the signature; if that fails
+the whole signature fails with ``SigningFailed`` naming the cause (fail closed).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import c2pa
 from generators.base import Artifact
 from provenance.credentials import SigningCredentials
 from provenance.errors import CredentialsError, SigningFailed, UnsupportedMedia
+from provenance.external_signer import ExternalSigner
 from provenance.manifest import ManifestSpec, manifest_definition
 from provenance.media import mime_type_from_bytes, signable_mime_type
 
@@ -46,6 +51,8 @@ class C2paSigner:
     ``thumbnail=True`` embeds c2pa's default thumbnail of images (about 150 KB and 35-50 ms
     more per signature); it is off by default. ``tsa_url`` names an RFC 3161 time-stamp
     authority that c2pa asks for a countersignature at every signature (a network call).
+    ``external`` signs instead of a private key; it is required exactly when the credentials
+    carry none.
     """
 
     def __init__(
@@ -54,14 +61,21 @@ class C2paSigner:
         *,
         thumbnail: bool = False,
         tsa_url: str | None = None,
+        external: ExternalSigner | None = None,
     ) -> None:
+        if (credentials.private_key_pem is None) != (external is not None):
+            raise CredentialsError(
+                "sign either with a private key or with an external signer, not both or neither"
+            )
         self._credentials = credentials
+        self._external = external
         self._thumbnail = thumbnail
         self._tsa_url = tsa_url
         self._settings = json.dumps({"builder": {"thumbnail": {"enabled": thumbnail}}})
 
     def __repr__(self) -> str:
-        return f"C2paSigner({self._credentials!r}, thumbnail={self._thumbnail})"
+        external = "" if self._external is None else f", external={self._external!r}"
+        return f"C2paSigner({self._credentials!r}, thumbnail={self._thumbnail}{external})"
 
     def sign(self, artifact: Artifact, spec: ManifestSpec) -> SignedAsset:
         """Sign ``artifact`` with a manifest built from ``spec``.
@@ -90,22 +104,37 @@ class C2paSigner:
             manifest_store=manifest_store,
         )
 
-    def _c2pa_signer(self) -> c2pa.Signer:
+    def _c2pa_signer(self, failures: list[Exception]) -> c2pa.Signer:
         credentials = self._credentials
-        tsa = self._tsa_url.encode() if self._tsa_url else None
+        if credentials.private_key_pem is None:
+            assert self._external is not None  # checked in __init__
+            external = self._external
+
+            def sign(data: bytes) -> bytes:
+                # c2pa-python logs and swallows a callback's exception: keep it for the caller
+                try:
+                    return external.sign(data)
+                except Exception as exc:
+                    failures.append(exc)
+                    raise
+
+            algorithm = c2pa.C2paSigningAlg[credentials.algorithm.upper()]
+            chain = credentials.cert_chain_pem.decode()
+            return c2pa.Signer.from_callback(sign, algorithm, chain, self._tsa_url)
         signer_info = c2pa.C2paSignerInfo(
             credentials.algorithm.encode(),
             credentials.cert_chain_pem,
             credentials.private_key_pem,
-            tsa,
+            self._tsa_url.encode() if self._tsa_url else None,
         )
         return c2pa.Signer.from_info(signer_info)
 
     def _embed(
         self, data: bytes, mime_type: str, definition: dict[str, Any], manifest_id: str
     ) -> tuple[bytes, bytes]:
+        failures: list[Exception] = []
         try:
-            signer = self._c2pa_signer()
+            signer = self._c2pa_signer(failures)
         except c2pa.C2paError as exc:
             raise CredentialsError(f"c2pa rejected the signing credentials: {exc}") from exc
         destination = io.BytesIO()
@@ -117,7 +146,13 @@ class C2paSigner:
             ):
                 manifest_store = builder.sign(signer, mime_type, io.BytesIO(data), destination)
         except c2pa.C2paError as exc:
+            if failures:
+                raise SigningFailed(f"could not sign the {mime_type} asset: {failures[0]}") from (
+                    failures[0]
+                )
             raise SigningFailed(f"c2pa could not sign the {mime_type} asset: {exc}") from exc
+        if failures:  # c2pa went on without the signature: never deliver that
+            raise SigningFailed(f"could not sign the {mime_type} asset: {failures[0]}")
         if manifest_id.encode() not in manifest_store:
             raise SigningFailed(f"c2pa did not label the manifest {manifest_id} as requested")
         return destination.getvalue(), bytes(manifest_store)
