@@ -241,7 +241,7 @@ async def _policy(settings: Settings, args: argparse.Namespace) -> int:
         events = policy_event_recorder(RedisStreamAuditSink(redis))
         args.actor = _actor()
         versions = PolicyVersions(redis, on_event=events)
-        return await run_online(args, versions, seed=settings.policy_file)
+        return await run_online(args, versions, seed=settings.policy_file, settings=settings)
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:

@@ -13,7 +13,7 @@ from audit.sink import RedisStreamAuditSink
 from gateway.backends import GeneratorRouter
 from gateway.context import RequestContext
 from gateway.errors import ApiError
-from gateway.keys import ApiKeyStore, InvalidKey, Principal, Role
+from gateway.keys import ApiKeyStore, InvalidKey, KeyStoreUnavailable, Principal, Role
 from gateway.pipeline import Pipeline
 from gateway.recording import AuditRecorder
 from gateway.settings import Settings
@@ -82,6 +82,13 @@ async def principal_from_request(request: Request, keys: ApiKeyStore) -> Princip
     except InvalidKey as exc:
         raise ApiError(
             401, f"invalid API key: {exc}", "invalid_api_key", type="authentication_error"
+        ) from None
+    except KeyStoreUnavailable as exc:  # not the caller's fault: say so, never a 401
+        raise ApiError(
+            503,
+            f"API keys cannot be checked right now ({exc}); retry shortly",
+            "auth_unavailable",
+            type="server_error",
         ) from None
 
 

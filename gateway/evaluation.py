@@ -92,6 +92,7 @@ class EvaluationReport:
     categories: tuple[CategoryFigures, ...] = ()
     groups: tuple[GroupFigures, ...] = ()
     examples: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    decisions: tuple[Decision, ...] = ()  # per prompt, in order (for dry-run comparisons)
 
     @property
     def recall(self) -> float | None:
@@ -309,6 +310,7 @@ def evaluate_prompts(
             GroupFigures(name, t[0], t[1], t[2], t[3]) for name, t in sorted(groups.items())
         ),
         examples={"missed": missed[:10], "false_positives": false_hits[:10]},
+        decisions=tuple(decisions),
     )
 
 

@@ -10,13 +10,24 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from redis import exceptions as redis_exceptions
 from redis.asyncio import Redis
 
-__all__ = ["ApiKeyStore", "InvalidKey", "KeyInfo", "Principal", "Role", "parse_roles"]
+__all__ = [
+    "ApiKeyStore",
+    "InvalidKey",
+    "KeyInfo",
+    "KeyStoreUnavailable",
+    "Principal",
+    "Role",
+    "parse_roles",
+]
 
 KEY_PATTERN = re.compile(r"^gg_([a-z0-9]{12})_([A-Za-z0-9_-]{32,64})$")
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -47,6 +58,18 @@ def parse_roles(text: str) -> frozenset[Role]:
 
 class InvalidKey(Exception):
     """The presented key is malformed, unknown or revoked (the message says which)."""
+
+
+class KeyStoreUnavailable(Exception):
+    """Redis, where the keys live, did not answer: a key can be neither checked nor created."""
+
+
+@contextmanager
+def _redis_errors(action: str) -> Iterator[None]:
+    try:
+        yield
+    except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError, OSError) as exc:
+        raise KeyStoreUnavailable(f"{action}: Redis unavailable ({exc})") from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +132,12 @@ class ApiKeyStore:
             key = f"gg_{key_id}_{secrets.token_urlsafe(32)}"
         now = datetime.now(UTC).isoformat()
         info = KeyInfo(key_id, tenant, roles, name, now, None)
+        with _redis_errors("create an API key"):
+            await self._store(key_id, key, info)
+        return key, info
+
+    async def _store(self, key_id: str, key: str, info: KeyInfo) -> None:
+        tenant, roles, name, now = info.tenant, info.roles, info.name, info.created_at
         await self._redis.hset(
             self._hash_key(key_id),
             mapping={
@@ -121,14 +150,14 @@ class ApiKeyStore:
             },
         )
         await self._redis.sadd(f"{self._prefix}:all", key_id)
-        return key, info
 
     async def authenticate(self, key: str) -> Principal:
         match = KEY_PATTERN.match(key)
         if not match:
             raise InvalidKey("malformed API key (expected gg_<id>_<secret>)")
         key_id = match.group(1)
-        stored = await self._redis.hgetall(self._hash_key(key_id))
+        with _redis_errors("check the API key"):
+            stored = await self._redis.hgetall(self._hash_key(key_id))
         if not stored:
             raise InvalidKey("unknown API key")
         fields = _fields(stored)
@@ -167,4 +196,5 @@ class ApiKeyStore:
         return sorted((i for i in infos if i is not None), key=lambda i: i.created_at)
 
     async def count(self) -> int:
-        return int(await self._redis.scard(f"{self._prefix}:all"))
+        with _redis_errors("count the API keys"):
+            return int(await self._redis.scard(f"{self._prefix}:all"))

@@ -1,8 +1,11 @@
 """Start-up and shut-down: Redis, policy, models, worker pool, signer, audit sink, keys.
 
 Everything is built once here and torn down in reverse order. Start-up fails with a clear
-message (unknown classifier in the policy, bad signing credentials, Redis unreachable) rather
-than at the first request.
+message (unknown classifier in the policy, bad signing credentials) rather than at the first
+request. A configured Redis that does not answer is not fatal when a last good policy was
+persisted locally: the gateway starts on that copy, spools audit records, answers API-key checks
+with 503 ``auth_unavailable`` and ``/readyz`` with 503, and catches up once Redis is back (the
+policy follower reloads, the audit maintenance replays the spool).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
+from redis import exceptions as redis_exceptions
 from redis.asyncio import Redis
 
 from audit.checkpoint import ensure_key_file
@@ -25,7 +29,7 @@ from audit.sink import RedisStreamAuditSink
 from gateway.backends import ClassifierBackends, GeneratorRouter
 from gateway.deps import Services
 from gateway.embedded_redis import EmbeddedRedis
-from gateway.keys import ApiKeyStore, Role
+from gateway.keys import ApiKeyStore, InvalidKey, KeyStoreUnavailable, Role
 from gateway.pipeline import Pipeline
 from gateway.recording import AuditRecorder, admin_record
 from gateway.settings import Settings
@@ -34,7 +38,14 @@ from policies.loader import PolicyBundle, default_policy_text
 from policies.redis_store import RedisPolicyStore
 from policies.store import FilePolicyStore
 from policies.versions import BASE_SCOPE, PolicyEvent, PolicyVersions
-from provenance.credentials import SigningCredentials, ensure_dev_credentials, load_credentials
+from provenance.credentials import (
+    SigningCredentials,
+    ensure_dev_credentials,
+    load_certificate_chain,
+    load_credentials,
+)
+from provenance.errors import CredentialsError
+from provenance.external_signer import ExternalSigner, HttpExternalSigner
 from provenance.repository import ManifestRepository
 from provenance.signer import C2paSigner
 from provenance.stamp import ContentCredentials
@@ -51,9 +62,21 @@ def _say(message: str) -> None:
 
 def signing_credentials(settings: Settings) -> SigningCredentials:
     p = settings.provenance
+    if p.external_signer_url is not None and p.cert_chain_path is not None:
+        return load_certificate_chain(p.cert_chain_path, p.trust_anchors_path)
     if p.cert_chain_path is not None and p.private_key_path is not None:
         return load_credentials(p.cert_chain_path, p.private_key_path, p.trust_anchors_path)
     return ensure_dev_credentials(settings.data_dir / "dev-ca")
+
+
+def external_signer(settings: Settings, credentials: SigningCredentials) -> ExternalSigner | None:
+    """The configured signing service, checked to be up and to match the chain's algorithm."""
+    p = settings.provenance
+    if p.external_signer_url is None:
+        return None
+    signer = HttpExternalSigner(p.external_signer_url, timeout_s=p.external_signer_timeout_s)
+    signer.check_algorithm(credentials.algorithm)
+    return signer
 
 
 def watermark_key(settings: Settings, credentials: SigningCredentials) -> bytes:
@@ -61,6 +84,8 @@ def watermark_key(settings: Settings, credentials: SigningCredentials) -> bytes:
     configured = settings.provenance.watermark_key
     if configured is not None:
         return configured.get_secret_value().encode()
+    if credentials.private_key_pem is None:  # settings require a watermark key in this case
+        raise CredentialsError("GENGUARD_PROVENANCE__WATERMARK_KEY is required")
     return hashlib.sha256(b"genguard-audio-watermark\0" + credentials.private_key_pem).digest()
 
 
@@ -69,7 +94,13 @@ async def open_redis(settings: Settings) -> AsyncIterator[Redis]:
     if settings.redis_url is not None:
         client = Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=10)
         try:
-            await client.ping()
+            try:
+                await client.ping()
+            except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError) as exc:
+                _say(
+                    f"Redis unreachable ({exc}); starting on the locally persisted policy, "
+                    "spooling audit records, not ready until Redis answers"
+                )
             yield client
         finally:
             await client.aclose()
@@ -95,7 +126,7 @@ async def ensure_bootstrap_key(settings: Settings, keys: ApiKeyStore) -> None:
         secret = settings.bootstrap_key.get_secret_value()
         try:
             await keys.authenticate(secret)
-        except Exception:
+        except InvalidKey:
             await keys.create(tenant="default", roles=roles, name="bootstrap", secret=secret)
         _say("bootstrap admin key: the one in GENGUARD_BOOTSTRAP_KEY")
         return
@@ -197,6 +228,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
                 credentials,
                 thumbnail=settings.provenance.thumbnail,
                 tsa_url=settings.provenance.tsa_url,
+                external=await pool.cpu(external_signer, settings, credentials),
             ),
             audio_key=watermark_key(settings, credentials),
             repository=ManifestRepository(redis),
@@ -213,9 +245,13 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             spool_path=settings.data_dir / "audit-spool.jsonl",
             write_timeout_s=settings.audit.write_timeout_s,
         )
-        replayed = await sink.replay_spool()
-        if replayed:
-            _say(f"replayed {replayed} spooled audit records into Redis")
+        try:
+            replayed = await sink.replay_spool()
+        except AuditError as exc:  # Redis down: the maintenance task replays it later
+            _say(f"spooled audit records kept for later: {exc}")
+        else:
+            if replayed:
+                _say(f"replayed {replayed} spooled audit records into Redis")
         policies = await open_policy_store(settings, redis, sink, pool, classifiers)
         if isinstance(policies, RedisPolicyStore):
             stack.push_async_callback(policies.stop)
@@ -237,7 +273,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         stack.push_async_callback(generators.aclose)
 
         keys = ApiKeyStore(redis)
-        await ensure_bootstrap_key(settings, keys)
+        try:
+            await ensure_bootstrap_key(settings, keys)
+        except KeyStoreUnavailable as exc:
+            _say(f"bootstrap admin key not checked: {exc}")
         pipeline = Pipeline(
             pool=pool,
             policies=policies,

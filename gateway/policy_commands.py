@@ -8,6 +8,9 @@
     rollback [N]             the version active before the current one (or N), one step
     history                  versions and events
     dry-run FILE|vN          replay the newest audit records under the candidate
+    dry-run --version N --dataset FILE --text-col C --label-col L
+                             run the candidate's and the enforced prompt stage (classifiers
+                             included) over a labelled prompt file; changed decisions + metrics
     shadow start N | stop | report
 
 Actions are taken as ``cli:<os user>`` and audited like the HTTP ones, so the approver of a
@@ -21,6 +24,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from policies.diff import diff_policies
 from policies.dryrun import dry_run, shadow_summary
@@ -30,6 +34,9 @@ from policies.reference import GENERATED_BEGIN, GENERATED_END, json_schema, refe
 from policies.replay import ReplayReport
 from policies.validate import validate_policy_text
 from policies.versions import BASE_SCOPE, PolicyVersions
+
+if TYPE_CHECKING:
+    from gateway.settings import Settings
 
 __all__ = ["add_policy_commands", "run_offline", "run_online"]
 
@@ -65,10 +72,24 @@ def add_policy_commands(policy: argparse._SubParsersAction[argparse.ArgumentPars
     rollback.add_argument("version", type=int, nargs="?")
     rollback.add_argument("--reason", default="")
     scoped("history", "versions and events")
-    dry = scoped("dry-run", "replay recent audit records under a candidate")
-    dry.add_argument("candidate", help="a policy file or a version (v3)")
-    dry.add_argument("--limit", type=int, default=500)
+    dry = scoped(
+        "dry-run", "a candidate on recent audit records, or (--dataset) on a labelled prompt file"
+    )
+    dry.add_argument("candidate", nargs="?", help="a policy file or a version (v3)")
+    dry.add_argument("--version", type=int, help="the candidate version (same as vN)")
+    dry.add_argument("--limit", type=int, help="audit records (default 500), or first N prompts")
     dry.add_argument("--json", action="store_true")
+    dry.add_argument("--dataset", type=Path, help="labelled prompts: .csv, .tsv or .jsonl")
+    dry.add_argument("--text-col", default="text", help="the column holding the prompt")
+    dry.add_argument("--label-col", default="label", help="the column holding the label")
+    dry.add_argument(
+        "--positive",
+        default="1,true,unsafe,hateful,positive,yes",
+        help="comma-separated label values that mean unsafe (case-blind)",
+    )
+    dry.add_argument("--positive-min", type=float, help="numeric labels: unsafe from this value")
+    dry.add_argument("--group-col", help="report recall / FPR per value of this column")
+    dry.add_argument("--batch-size", type=int, default=16, help="prompts per classifier call")
     shadow = scoped("shadow", "evaluate a version in shadow on live traffic")
     shadow.add_argument("shadow_command", choices=["start", "stop", "report"])
     shadow.add_argument("version", type=int, nargs="?")
@@ -114,7 +135,11 @@ def run_offline(args: argparse.Namespace) -> int:
 
 
 async def run_online(
-    args: argparse.Namespace, versions: PolicyVersions, *, seed: Path | None
+    args: argparse.Namespace,
+    versions: PolicyVersions,
+    *,
+    seed: Path | None,
+    settings: Settings | None = None,
 ) -> int:
     """Run a command on the versioned store; an empty store is first seeded (version 1) from
     ``seed`` or the packaged default, as a starting gateway would."""
@@ -123,6 +148,10 @@ async def run_online(
             await versions.seed(await asyncio.to_thread(seed.read_text, "utf-8"), source=str(seed))
         else:
             await versions.seed(default_policy_text(), source="policies/default.yaml")
+        if args.policy_command == "dry-run" and args.dataset is not None:
+            if settings is None:
+                raise PolicyError("a dry-run on a data set needs the gateway settings")
+            return await _dataset_dry_run(args, versions, settings)
         return await _run(args, versions)
     except PolicyValidationError as exc:
         print(exc, file=sys.stderr)
@@ -177,8 +206,9 @@ async def _run(args: argparse.Namespace, versions: PolicyVersions) -> int:
                 f"  {v.reason}"
             )
     elif command == "dry-run":
-        text = await _candidate_text(versions, scope, args.candidate)
-        _print_report(await dry_run(versions, scope, text, limit=args.limit), args.json)
+        text = await _candidate_text(versions, scope, _dry_run_spec(args))
+        limit = 500 if args.limit is None else args.limit
+        _print_report(await dry_run(versions, scope, text, limit=limit), args.json)
     elif command == "shadow":
         if args.shadow_command == "report":
             report = await shadow_summary(versions, scope, number=args.version, limit=args.limit)
@@ -192,6 +222,50 @@ async def _run(args: argparse.Namespace, versions: PolicyVersions) -> int:
         else:
             await versions.set_shadow(scope, None, actor=actor)
             print(f"shadow evaluation of {scope} stopped")
+    return 0
+
+
+def _dry_run_spec(args: argparse.Namespace) -> str:
+    if (args.candidate is None) == (args.version is None):
+        raise PolicyError("give the candidate: a policy file or vN, or --version N")
+    return str(args.candidate) if args.version is None else f"v{args.version}"
+
+
+async def _dataset_dry_run(
+    args: argparse.Namespace, versions: PolicyVersions, settings: Settings
+) -> int:
+    """The candidate's prompt stage beside the enforced one on a labelled prompt file."""
+    from gateway.backends import ClassifierBackends
+    from gateway.dataset_dryrun import dry_run_dataset
+    from gateway.evaluation import DatasetError, load_labelled_prompts
+
+    scope = args.scope
+    candidate = await _candidate(versions, scope, _dry_run_spec(args))
+    enforced = await _candidate(
+        versions, scope if await versions.active(scope) else BASE_SCOPE, "active"
+    )
+    try:
+        prompts = load_labelled_prompts(
+            args.dataset,
+            text_col=args.text_col,
+            label_col=args.label_col,
+            positive=[v.strip() for v in args.positive.split(",") if v.strip()],
+            positive_min=args.positive_min,
+            group_col=args.group_col,
+        )
+    except DatasetError as exc:
+        print(f"genguard: {exc}", file=sys.stderr)
+        return 1
+    report = await asyncio.to_thread(
+        dry_run_dataset,
+        enforced,
+        candidate,
+        ClassifierBackends(settings),
+        prompts[: args.limit],
+        dataset=args.dataset.name,
+        batch_size=max(1, args.batch_size),
+    )
+    print(json.dumps(report.to_json(), indent=2) if args.json else report.to_text())
     return 0
 
 

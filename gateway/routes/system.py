@@ -1,4 +1,8 @@
-"""``GET /v1/models``, ``/healthz`` (process up) and ``/readyz`` (Redis reachable)."""
+"""``GET /v1/models``, ``/healthz`` (process up) and ``/readyz`` (Redis reachable).
+
+``/readyz`` also says where the enforced policy came from: ``local copy`` while the gateway
+serves the last good policy persisted on disk because Redis was unreachable at start-up.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,8 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 
 from gateway.deps import ServicesDep, authenticate
+from policies.redis_store import RedisPolicyStore
+from policies.versions import BASE_SCOPE
 
 router = APIRouter()
 
@@ -43,6 +49,10 @@ async def readyz(services: ServicesDep) -> Response:
     except Exception as exc:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
     checks["signing"] = "development CA (untrusted)" if services.signer_development else "ok"
+    if isinstance(services.policies, RedisPolicyStore):
+        snapshot = services.policies.snapshot
+        origin = "local copy (Redis unreachable at start-up)" if snapshot.from_cache else "Redis"
+        checks["policy"] = f"base v{snapshot.versions.get(BASE_SCOPE)} from {origin}"
     ready = checks["redis"] == "ok"
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     return JSONResponse(body, status_code=200 if ready else 503)

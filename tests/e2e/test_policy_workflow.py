@@ -1,5 +1,7 @@
-"""The policy workflow against a real gateway, a second gateway process on the same Redis, and
-the official openai client: propose, validate, shadow, dry-run, approve, activate, roll back."""
+"""The policy workflow against a real gateway, a second gateway process (``genguard serve`` in
+a child process, its own data dir) on the same Redis, and the official openai client: propose,
+validate, shadow, dry-run, approve, activate on one gateway and see the other enforce it, roll
+back on the other and see the first follow."""
 
 from __future__ import annotations
 
@@ -15,12 +17,11 @@ import openai
 import pytest
 import redis.asyncio as aioredis
 
-from gateway.app import create_app
 from gateway.keys import ApiKeyStore, Role
 from gateway.settings import Settings
 from tests.e2e.audit_helpers import record_for, stream_records
 from tests.e2e.conftest import RunningGateway, make_key
-from tests.serving import serve_in_thread
+from tests.serving import serve_in_process
 
 SEED = """\
 id: e2e
@@ -126,9 +127,15 @@ def moderation_flag(base_url: str, key: str, text: str) -> bool:
     return bool(response.json()["results"][0]["flagged"])
 
 
-def test_policy_workflow_end_to_end(gateway: RunningGateway, staff: Staff, admin: Admin) -> None:
-    settings_b = gateway.settings.model_copy(update={"data_dir": gateway.settings.data_dir / "b"})
-    with serve_in_thread(create_app(settings_b)) as base_b:
+def test_policy_workflow_end_to_end(
+    gateway: RunningGateway, staff: Staff, admin: Admin, tmp_path: Path
+) -> None:
+    assert gateway.settings.policy_file is not None
+    env = {
+        "GENGUARD_REDIS_URL": gateway.redis_url,
+        "GENGUARD_POLICY_FILE": str(gateway.settings.policy_file),
+    }
+    with serve_in_process(tmp_path / "gateway-b", env) as base_b:
         _workflow(gateway, staff, admin, base_b)
 
 
@@ -196,18 +203,25 @@ def _workflow(gateway: RunningGateway, staff: Staff, admin: Admin, base_b: str) 
     approved = admin("POST", "/base/versions/2/approve", staff.approver)
     assert approved.status_code == 200 and approved.json()["approved_by"].startswith("default/")
 
-    # activation reaches this gateway at once and the second one through pub/sub
+    # activation reaches this gateway at once and the other process through pub/sub
+    assert not moderation_flag(base_b, gateway.admin_key, "lighthouse")
     assert admin("POST", "/base/versions/2/activate", staff.approver, {"reason": "go"}).is_success
     decision, blocked_id, _ = generate(client, "a lighthouse at dusk")
     assert decision == "block" and revision_of(gateway, blocked_id) == v2["revision"]
     assert _eventually(lambda: moderation_flag(base_b, gateway.admin_key, "lighthouse"))
 
-    # rollback: one call, the exact previous behaviour on both gateways
-    rolled = admin("POST", "/base/rollback", staff.plain_editor, {"reason": "too broad"})
+    # rollback through the other process's admin API: one call, the exact previous behaviour
+    # there at once and here through pub/sub
+    admin_b = Admin(base_b)
+    rolled = admin_b("POST", "/base/rollback", staff.plain_editor, {"reason": "too broad"})
+    admin_b.http.close()
     assert rolled.status_code == 200 and rolled.json()["number"] == 1
+    assert not moderation_flag(base_b, gateway.admin_key, "lighthouse")
+    assert _eventually(
+        lambda: not moderation_flag(gateway.base_url, gateway.admin_key, "lighthouse")
+    )
     decision, allowed_id, _ = generate(client, "a lighthouse at dusk")
     assert decision == "allow" and revision_of(gateway, allowed_id) == v1_revision
-    assert _eventually(lambda: not moderation_flag(base_b, gateway.admin_key, "lighthouse"))
 
     # every policy action is itself audited, with who did it
     with gateway.redis() as r:
