@@ -10,6 +10,8 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -107,9 +109,23 @@ def _digest(key: str) -> str:
 
 
 class ApiKeyStore:
-    def __init__(self, redis: Redis, *, prefix: str = "genguard:keys") -> None:
+    """Hashed API keys in Redis.
+
+    ``outage_grace_s``: while Redis cannot be reached, a key that this process verified within
+    the last ``outage_grace_s`` seconds is still accepted (revocations made during the outage
+    take effect when Redis returns); any other key gets ``KeyStoreUnavailable`` (503). 0 turns
+    the grace off.
+    """
+
+    MAX_REMEMBERED = 10_000
+
+    def __init__(
+        self, redis: Redis, *, prefix: str = "genguard:keys", outage_grace_s: float = 0.0
+    ) -> None:
         self._redis = redis
         self._prefix = prefix
+        self._grace_s = outage_grace_s
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     def _hash_key(self, key_id: str) -> str:
         return f"{self._prefix}:{key_id}"
@@ -156,16 +172,30 @@ class ApiKeyStore:
         if not match:
             raise InvalidKey("malformed API key (expected gg_<id>_<secret>)")
         key_id = match.group(1)
-        with _redis_errors("check the API key"):
-            stored = await self._redis.hgetall(self._hash_key(key_id))
+        digest = _digest(key)
+        try:
+            with _redis_errors("check the API key"):
+                stored = await self._redis.hgetall(self._hash_key(key_id))
+        except KeyStoreUnavailable:
+            remembered = self._verified.get(digest)
+            if remembered and time.monotonic() - remembered[1] <= self._grace_s:
+                return remembered[0]
+            raise
         if not stored:
             raise InvalidKey("unknown API key")
         fields = _fields(stored)
-        if not hmac.compare_digest(fields["digest"], _digest(key)):
+        if not hmac.compare_digest(fields["digest"], digest):
             raise InvalidKey("unknown API key")
         if fields.get("revoked_at"):
+            self._verified.pop(digest, None)
             raise InvalidKey("this API key was revoked")
-        return Principal(fields["tenant"], key_id, parse_roles(fields["roles"]))
+        principal = Principal(fields["tenant"], key_id, parse_roles(fields["roles"]))
+        if self._grace_s > 0:
+            self._verified[digest] = (principal, time.monotonic())
+            self._verified.move_to_end(digest)
+            while len(self._verified) > self.MAX_REMEMBERED:
+                self._verified.popitem(last=False)
+        return principal
 
     async def revoke(self, key_id: str) -> KeyInfo:
         exists = await self._redis.exists(self._hash_key(key_id))

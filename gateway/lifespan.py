@@ -272,7 +272,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         generators = GeneratorRouter(settings, pool.cpu)
         stack.push_async_callback(generators.aclose)
 
-        keys = ApiKeyStore(redis)
+        keys = ApiKeyStore(redis, outage_grace_s=settings.key_outage_grace_s)
         try:
             await ensure_bootstrap_key(settings, keys)
         except KeyStoreUnavailable as exc:

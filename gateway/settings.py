@@ -124,6 +124,8 @@ class Settings(BaseSettings):
     speech_generator: Literal["espeak", "openai_compat"] = "espeak"
     model_aliases: dict[str, str] = Field(default_factory=dict)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # while Redis is unreachable, keys verified this recently are still accepted (0 = off)
+    key_outage_grace_s: Annotated[float, Field(ge=0, le=86_400)] = 300.0
     upstream: UpstreamSettings = UpstreamSettings()
     provenance: ProvenanceSettings = ProvenanceSettings()
     classifiers: ClassifierSettings = ClassifierSettings()

@@ -128,3 +128,39 @@ def test_gateway_starts_on_the_local_policy_while_redis_is_down(
         # the policy listener follows changes again after the outage
         assert _activate(own_redis.url, SEED.replace("outage", "outage-v3"), "allow again") == 3
         assert _eventually(lambda: not _flagged(base_url, key, "lighthouse"))
+
+
+def test_recently_verified_keys_are_served_through_an_outage_and_audited_after(
+    own_redis: EmbeddedRedis, tmp_path: Path
+) -> None:
+    import redis as sync_redis
+
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(SEED)
+    key = make_key()
+    settings = Settings(
+        redis_url=own_redis.url,
+        data_dir=tmp_path / "gateway",
+        bootstrap_key=key,
+        policy_file=seed,
+        key_outage_grace_s=60,
+    )
+    with serve_in_thread(create_app(settings)) as base_url:
+        assert _moderate(base_url, key, "a harbour").status_code == 200  # key verified
+        own_redis.stop()
+        served = _moderate(base_url, key, "a harbour at night")
+        assert served.status_code == 200, served.text  # within the grace: served, spooled
+        decision_id = served.headers["x-genguard-decision-id"]
+        never_seen = _moderate(base_url, make_key(), "a harbour")
+        assert never_seen.status_code == 503  # not verified before the outage: refused
+        assert never_seen.json()["error"]["code"] == "auth_unavailable"
+
+        own_redis.start()
+        client = sync_redis.Redis.from_url(own_redis.url)
+
+        def stored() -> bool:
+            ids = client.hget("genguard:audit:ids", decision_id)
+            return ids is not None
+
+        assert _eventually(stored), "the spooled record reaches Redis once it is back"
+        client.close()
