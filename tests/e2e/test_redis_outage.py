@@ -164,3 +164,28 @@ def test_recently_verified_keys_are_served_through_an_outage_and_audited_after(
 
         assert _eventually(stored), "the spooled record reaches Redis once it is back"
         client.close()
+
+
+def test_policy_can_refuse_requests_while_the_audit_log_is_degraded(
+    own_redis: EmbeddedRedis, tmp_path: Path
+) -> None:
+    seed = tmp_path / "seed.yaml"
+    seed.write_text(SEED + "audit:\n  when_unavailable: refuse\n")
+    key = make_key()
+    settings = Settings(
+        redis_url=own_redis.url,
+        data_dir=tmp_path / "gateway",
+        bootstrap_key=key,
+        policy_file=seed,
+        key_outage_grace_s=60,
+    )
+    with serve_in_thread(create_app(settings)) as base_url:
+        assert _moderate(base_url, key, "a harbour").status_code == 200
+        own_redis.stop()
+        # this request finds the audit log down: its record is spooled, the sink is degraded
+        assert _moderate(base_url, key, "a harbour at dusk").status_code == 200
+        refused = _moderate(base_url, key, "a harbour at night")
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "audit_unavailable"
+        own_redis.start()
+        assert _eventually(lambda: _moderate(base_url, key, "a harbour").status_code == 200)
