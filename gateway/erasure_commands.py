@@ -1,0 +1,146 @@
+"""``genguard erase uce|esd`` and ``genguard variants list|show|apply``: offline, no server.
+
+Models load from local directories only (``local_files_only``); variants live in one directory
+(``--variants-dir``, default ``<data dir>/variants``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from erasure.errors import ErasureError
+from erasure.targets import TokenPolicy
+from erasure.variants import VariantRegistry, apply_patch
+
+__all__ = ["add_erasure_commands", "run_erasure"]
+
+
+def add_erasure_commands(commands: Any) -> None:
+    """Register ``erase`` and ``variants`` on the CLI's sub-parser action."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--variants-dir", type=Path, default=Path(".genguard/variants"))
+    erase = commands.add_parser("erase", help="build a concept-erased variant").add_subparsers(
+        dest="erase_command", required=True
+    )
+    uce = erase.add_parser("uce", parents=[common], help="closed-form UCE edit (seconds)")
+    uce.add_argument("--model", type=Path, required=True, help="local diffusers pipeline dir")
+    uce.add_argument("--name", required=True, help="variant name")
+    uce.add_argument("--erase", action="append", required=True, help="concept (repeatable)")
+    uce.add_argument("--guide", action="append", default=None, help="one per --erase, or one")
+    uce.add_argument("--preserve", action="append", default=[])
+    uce.add_argument("--lam", type=float, default=0.5)
+    uce.add_argument("--preserve-scale", type=float, default=1.0)
+    uce.add_argument(
+        "--token-policy", choices=[p.value for p in TokenPolicy], default="last_content"
+    )
+    uce.add_argument("--overwrite", action="store_true")
+    esd = erase.add_parser("esd", parents=[common], help="ESD fine-tuning (GPU)")
+    esd.add_argument("--model", type=Path, required=True)
+    esd.add_argument("--name", required=True)
+    esd.add_argument("--erase", required=True)
+    esd.add_argument("--method", choices=["esd-x", "esd-x-strict", "esd-u"], default="esd-x")
+    esd.add_argument("--iterations", type=int, default=200)
+    esd.add_argument("--lr", type=float, default=1e-5)
+    esd.add_argument("--eta", type=float, default=1.0, help="paper convention (old code)")
+    esd.add_argument("--checkpoint-dir", type=Path, default=None)
+    esd.add_argument("--device", default="cpu")
+
+    variants = commands.add_parser("variants", help="concept-erased variants").add_subparsers(
+        dest="variants_command", required=True
+    )
+    variants.add_parser("list", parents=[common], help="variants in the directory")
+    show = variants.add_parser("show", parents=[common], help="a variant's metadata")
+    show.add_argument("name")
+    apply = variants.add_parser(
+        "apply", parents=[common], help="write base model + variant as a new pipeline dir"
+    )
+    apply.add_argument("name")
+    apply.add_argument("--model", type=Path, required=True)
+    apply.add_argument("--out", type=Path, required=True)
+
+
+def run_erasure(args: argparse.Namespace) -> int:
+    try:
+        if args.command == "erase":
+            return _erase(args)
+        return _variants(args)
+    except ErasureError as exc:
+        print(f"genguard: {exc}", file=sys.stderr)
+        return 1
+
+
+def _load(model: Path) -> Any:
+    from diffusers import DiffusionPipeline
+
+    if not model.is_dir():
+        raise ErasureError(f"model directory {model} does not exist")
+    pipe = DiffusionPipeline.from_pretrained(  # type: ignore[no-untyped-call]
+        str(model), local_files_only=True, safety_checker=None, requires_safety_checker=False
+    )
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _erase(args: argparse.Namespace) -> int:
+    registry = VariantRegistry(args.variants_dir)
+    registry.path(args.name)  # validate the name before loading a model
+    pipe = _load(args.model)
+    if args.erase_command == "uce":
+        from erasure.uce import UceConfig, uce_variant
+
+        guides = args.guide or [""]
+        if len(guides) == 1:
+            guides = guides * len(args.erase)
+        config = UceConfig.build(
+            args.erase,
+            guides,
+            args.preserve,
+            lam=args.lam,
+            preserve_scale=args.preserve_scale,
+            token_policy=TokenPolicy(args.token_policy),
+        )
+        patch, result = uce_variant(pipe, config, args.name, base_model=str(args.model))
+        worst = max(d.erase_residual for d in result.diagnostics.values())
+        path = registry.save(patch, overwrite=args.overwrite)
+        print(f"{path}: {len(patch.weights)} projections, max erase residual {worst:.2e}")
+        return 0
+    from erasure.esd import EsdConfig, esd_variant
+
+    esd_config = EsdConfig(
+        concept=args.erase,
+        method=args.method,
+        iterations=args.iterations,
+        lr=args.lr,
+        eta=args.eta,
+        device=args.device,
+    )
+    patch = esd_variant(
+        pipe, esd_config, args.name, base_model=str(args.model), checkpoint_dir=args.checkpoint_dir
+    )
+    path = registry.save(patch)
+    print(f"{path}: {len(patch.weights)} tensors")
+    return 0
+
+
+def _variants(args: argparse.Namespace) -> int:
+    registry = VariantRegistry(args.variants_dir)
+    if args.variants_command == "list":
+        for meta in registry.metadata():
+            concepts = ", ".join(meta.concepts)
+            print(f"{meta.name}\t{meta.method}\t{concepts}\t{meta.base_fingerprint[:12]}")
+        return 0
+    patch = registry.load(args.name)
+    if args.variants_command == "show":
+        info = asdict(patch.metadata) | {"tensors": len(patch.weights)}
+        print(json.dumps(info, indent=2, sort_keys=True))
+        return 0
+    pipe = _load(args.model)
+    apply_patch(pipe.unet if getattr(pipe, "unet", None) is not None else pipe.transformer, patch)
+    pipe.save_pretrained(str(args.out), safe_serialization=True)
+    print(f"{args.out}: {args.model} with variant {args.name!r}")
+    return 0

@@ -1,0 +1,101 @@
+"""UCE over real (tiny, random) diffusers and transformers modules."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from erasure.adapters import find_text_projections
+from erasure.targets import ClipPromptEncoder, TokenPolicy, erase_pairs, select_tokens
+from erasure.uce import UceConfig, uce_edit
+
+
+def test_tiny_unet_has_twelve_bias_free_kv_projections(tiny_pipe: Any) -> None:
+    projections = find_text_projections(tiny_pipe.unet)
+    assert len(projections) == 12
+    assert all(p.module.bias is None and tuple(p.weight.shape) == (64, 32) for p in projections)
+
+
+def test_last_content_token_index(tiny_pipe: Any) -> None:
+    encoder = ClipPromptEncoder.from_pipeline(tiny_pipe)
+    hidden, mask = encoder.encode(["van gogh"])
+    assert int(mask[0].sum()) == 9  # BOS + 7 characters + EOS
+    assert torch.equal(select_tokens(hidden[0], mask[0], TokenPolicy.LAST_CONTENT), hidden[0, 7:8])
+    block = select_tokens(hidden[0], mask[0], TokenPolicy.LAST_PLUS_EOS)
+    assert block.shape[0] == hidden.shape[1] - 7
+
+
+@pytest.mark.parametrize("policy", [TokenPolicy.LAST_CONTENT, TokenPolicy.LAST_PLUS_EOS])
+def test_edit_maps_erased_tokens_to_guide_outputs_on_every_projection(
+    tiny_pipe: Any, policy: TokenPolicy
+) -> None:
+    encoder = ClipPromptEncoder.from_pipeline(tiny_pipe)
+    config = UceConfig.build(["cat"], "dog", preserve=["a tree"], lam=1e-6, token_policy=policy)
+    if policy is TokenPolicy.LAST_PLUS_EOS:  # many positions: keep the system well posed
+        config = UceConfig.build(["cat"], "dog", lam=1e-3, token_policy=policy)
+    result = uce_edit(tiny_pipe.unet, encoder, config)
+    assert len(result.weights) == 12
+    c_erase, c_guide = erase_pairs(encoder, ["cat"], ["dog"], policy)
+    for projection in find_text_projections(tiny_pipe.unet):
+        w_old = projection.weight.detach().double()
+        w_new = result.weights[projection.key].double()
+        target = c_guide.double() @ w_old.T
+        error = (c_erase.double() @ w_new.T - target).norm() / target.norm()
+        limit = 1e-4 if policy is TokenPolicy.LAST_CONTENT else 5e-2
+        assert float(error) <= limit, projection.name
+        assert int(torch.linalg.matrix_rank(w_new - w_old, rtol=1e-6)) <= c_erase.shape[0]
+    # the model itself is untouched: uce_edit returns weights, it does not apply them
+    assert not any(
+        torch.equal(p.weight, result.weights[p.key]) for p in find_text_projections(tiny_pipe.unet)
+    )
+
+
+def test_guide_equal_to_erase_is_a_noop_on_the_unet(tiny_pipe: Any) -> None:
+    encoder = ClipPromptEncoder.from_pipeline(tiny_pipe)
+    result = uce_edit(tiny_pipe.unet, encoder, UceConfig.build(["cat"], "cat", preserve=["dog"]))
+    for projection in find_text_projections(tiny_pipe.unet):
+        assert torch.allclose(result.weights[projection.key], projection.weight, atol=1e-6)
+
+
+class _FluxShaped(nn.Module):
+    """The two biased text-in projections of a FLUX transformer, at toy size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.context_embedder = nn.Linear(24, 16, bias=True)
+        self.time_text_embed = nn.Module()
+        self.time_text_embed.text_embedder = nn.Module()
+        self.time_text_embed.text_embedder.linear_1 = nn.Linear(12, 16, bias=True)
+
+
+class _FixedEncoder:
+    def __init__(self, table: dict[str, torch.Tensor]) -> None:
+        self.table = table
+
+    def encode(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = torch.stack([self.table[p] for p in prompts])  # (B, 3, d): BOS, token, EOS
+        return hidden, torch.ones(len(prompts), 3, dtype=torch.long)
+
+
+def test_flux_bias_is_applied_once() -> None:
+    torch.manual_seed(3)
+    model = _FluxShaped()
+    t5 = _FixedEncoder({"nsfw": torch.randn(3, 24), "": torch.randn(3, 24)})
+    pooled = _FixedEncoder({"nsfw": torch.randn(3, 12), "": torch.randn(3, 12)})
+    result = uce_edit(model, {"t5": t5, "pooled": pooled}, UceConfig.build(["nsfw"], "", lam=1e-8))
+    for projection, encoder in (
+        (model.context_embedder, t5),
+        (model.time_text_embed.text_embedder.linear_1, pooled),
+    ):
+        key = (
+            "context_embedder.weight"
+            if projection is model.context_embedder
+            else "time_text_embed.text_embedder.linear_1.weight"
+        )
+        c_e, c_g = encoder.table["nsfw"][1], encoder.table[""][1]
+        edited = nn.functional.linear(c_e, result.weights[key], projection.bias)
+        assert torch.allclose(edited, projection(c_g), atol=1e-4)  # not guide + 2·bias
