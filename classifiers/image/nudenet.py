@@ -24,6 +24,7 @@ thread-safe, so one instance serves the whole worker pool.
 from __future__ import annotations
 
 import ast
+import copy
 import importlib.util
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,17 +36,10 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from classifiers.base import ClassifierError, ClassifierUnavailable, Evidence, Scores
+from classifiers.image.labels import EXPOSED_LABELS
 from classifiers.taxonomy import Category
 
 __all__ = ["EXPOSED_LABELS", "Detection", "NudeNetClassifier"]
-
-EXPOSED_LABELS: Mapping[str, tuple[Category, ...]] = {
-    "FEMALE_BREAST_EXPOSED": (Category.NUDITY,),
-    "BUTTOCKS_EXPOSED": (Category.NUDITY,),
-    "FEMALE_GENITALIA_EXPOSED": (Category.NUDITY, Category.SEXUAL),
-    "MALE_GENITALIA_EXPOSED": (Category.NUDITY, Category.SEXUAL),
-    "ANUS_EXPOSED": (Category.NUDITY, Category.SEXUAL),
-}
 
 _INPUT_SIZE = 320
 _PAD_GREY = 114
@@ -95,6 +89,8 @@ class NudeNetClassifier:
         if not 0.0 < threshold <= 1.0:
             raise ValueError(f"nudenet: threshold must be in (0, 1], got {threshold}")
         self._threshold = threshold
+        self._label_thresholds: Mapping[str, float] = {}
+        self._categories: Mapping[str, tuple[Category, ...]] = EXPOSED_LABELS
         path = model_path if model_path is not None else default_model_path()
         if not path.is_file():
             raise ClassifierUnavailable(f"nudenet: model file {path} not found")
@@ -106,6 +102,25 @@ class NudeNetClassifier:
             self._run(warm_up, "warm-up")
         except ClassifierError as exc:
             raise ClassifierUnavailable(str(exc)) from exc
+
+    def configured(
+        self,
+        label_thresholds: Mapping[str, float],
+        extra_labels: Mapping[str, Sequence[Category]] | None = None,
+    ) -> NudeNetClassifier:
+        """A view sharing this model with per-label thresholds (a detection of a label below
+        its threshold is ignored) and, optionally, more labels mapped to categories (e.g.
+        ``FACE_FEMALE`` to ``protected-person`` for a policy that blurs faces)."""
+        unknown = sorted((set(label_thresholds) | set(extra_labels or {})) - set(self._labels))
+        if unknown:
+            raise ClassifierError(f"nudenet: unknown labels {unknown}")
+        view = copy.copy(self)
+        view._label_thresholds = dict(label_thresholds)
+        categories = dict(EXPOSED_LABELS)
+        for label, extra in (extra_labels or {}).items():
+            categories[label] = tuple(dict.fromkeys((*categories.get(label, ()), *extra)))
+        view._categories = categories
+        return view
 
     @property
     def threshold(self) -> float:
@@ -137,14 +152,16 @@ class NudeNetClassifier:
         evidence: list[Evidence] = []
         where = f" over {background}" if background else ""
         for detection in detections:
-            for category in EXPOSED_LABELS.get(detection.label, ()):
-                scores[category] = max(scores[category], detection.score)
+            if detection.score < self._label_thresholds.get(detection.label, 0.0):
+                continue
+            for category in self._categories.get(detection.label, ()):
+                scores[category] = max(scores.get(category, 0.0), detection.score)
                 x, y, width, height = detection.box
                 detail = (
                     f"{detection.label} at x={x} y={y} w={width} h={height}{where} "
                     f"(score {detection.score:.3f})"
                 )
-                evidence.append(Evidence(category, detail, detection.score))
+                evidence.append(Evidence(category, detail, detection.score, detection.box))
         return Scores(classifier=self.name, scores=scores, evidence=tuple(evidence))
 
     def _best_composite(self, index: int, image: Image.Image) -> tuple[str, list[Detection]]:
@@ -153,7 +170,7 @@ class NudeNetClassifier:
         best: tuple[float, str, list[Detection]] | None = None
         for background, rgb in variants:
             detections = self._detect_rgb(index, rgb)
-            exposed = max((d.score for d in detections if d.label in EXPOSED_LABELS), default=0.0)
+            exposed = max((d.score for d in detections if d.label in self._categories), default=0.0)
             if best is None or exposed > best[0]:
                 best = (exposed, background, detections)
         assert best is not None  # _rgb_variants returns at least one image
