@@ -57,11 +57,15 @@ class UnknownClassifierError(ClassifierError, KeyError):
 
 @dataclass(frozen=True, slots=True)
 class Evidence:
-    """Why a category scored what it did: a matched term, a detector box, a transcript span."""
+    """Why a category scored what it did: a matched term, a detector box, a transcript span.
+
+    ``box``: for detections in an image, the region as (x, y, width, height) pixels.
+    """
 
     category: Category
     detail: str
     score: float
+    box: tuple[int, int, int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +96,12 @@ class Scores:
             "classifier": self.classifier,
             "scores": {c.value: round(v, 6) for c, v in self.scores.items()},
             "evidence": [
-                {"category": e.category.value, "detail": e.detail, "score": round(e.score, 6)}
+                {
+                    "category": e.category.value,
+                    "detail": e.detail,
+                    "score": round(e.score, 6),
+                    **({"box": list(e.box)} if e.box is not None else {}),
+                }
                 for e in self.evidence
             ],
         }

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Literal, overload
 
+from classifiers.audio.transcript import TranscriptClassifier
+from classifiers.audio.voices import ProtectedVoiceClassifier
 from classifiers.base import (
     AudioClassifier,
     ImageClassifier,
@@ -39,7 +41,7 @@ _TEXT: tuple[type[TextClassifier], ...] = (
     TransformersTextClassifier,
 )
 _IMAGE: tuple[type[ImageClassifier], ...] = (NudeNetClassifier,)
-_AUDIO: tuple[type[AudioClassifier], ...] = ()
+_AUDIO: tuple[type[AudioClassifier], ...] = (TranscriptClassifier, ProtectedVoiceClassifier)
 
 TEXT_CLASSIFIERS: dict[str, type[TextClassifier]] = {c.name: c for c in _TEXT}
 IMAGE_CLASSIFIERS: dict[str, type[ImageClassifier]] = {c.name: c for c in _IMAGE}

@@ -19,10 +19,12 @@ from gateway.lifespan import open_services
 from gateway.routes import (
     admin_audit,
     admin_policies,
+    admin_voices,
     audio,
     images,
     moderations,
     provenance,
+    review,
     system,
 )
 from gateway.settings import Settings
@@ -62,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_policies.router)
     app.include_router(console_router)
     app.include_router(provenance.router)
+    app.include_router(review.router)
+    app.include_router(admin_voices.router)
     _install_middleware(app, settings)
     _install_error_handlers(app)
     return app

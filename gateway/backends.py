@@ -14,9 +14,19 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+import numpy as np
 from PIL import Image
 
-from classifiers.base import AudioClassifier, ImageClassifier, Scores, TextClassifier
+from classifiers.audio.recognizer import PocketSphinxRecognizer
+from classifiers.audio.transcript import TranscriptClassifier
+from classifiers.audio.voices import ProtectedVoiceClassifier, VoiceIndex
+from classifiers.base import (
+    AudioClassifier,
+    AudioClip,
+    ImageClassifier,
+    Scores,
+    TextClassifier,
+)
 from classifiers.image.nudenet import NudeNetClassifier
 from classifiers.registry import AUDIO_CLASSIFIERS, IMAGE_CLASSIFIERS, TEXT_CLASSIFIERS
 from classifiers.text.concepts import SemanticConceptClassifier
@@ -30,7 +40,7 @@ from generators.espeak_tts import EspeakSpeechGenerator
 from generators.openai_compat import OpenAICompatGenerator
 from generators.procedural import ProceduralImageGenerator
 from policies.loader import PolicyBundle
-from policies.schema import Policy
+from policies.schema import ImageOutputSection, Policy
 
 __all__ = ["ClassifierBackends", "GeneratorRouter", "UnknownBackend"]
 
@@ -47,6 +57,8 @@ class ClassifierBackends:
     _shared: dict[str, object] = field(default_factory=dict)
     _per_revision: dict[tuple[str, str], object] = field(default_factory=dict)
     _lock: threading.RLock = field(default_factory=threading.RLock)
+    # the enrolled protected voices, swapped whole by the pipeline when the Redis bank changes
+    voice_index: VoiceIndex = field(default_factory=VoiceIndex)
 
     def check(self, policy: Policy) -> None:
         """Raise ``UnknownBackend`` naming the stage if ``policy`` refers to an unknown backend."""
@@ -75,9 +87,12 @@ class ClassifierBackends:
         for name in bundle.policy.prompt.classifiers:
             self.text(name, bundle).classify(["warm-up: a lighthouse at dawn"])
         for name in bundle.policy.output.image.classifiers:
-            self.image(name).classify([Image.new("RGB", (64, 64), (128, 128, 128))])
+            self.image(name, bundle.policy.output.image).classify(
+                [Image.new("RGB", (64, 64), (128, 128, 128))]
+            )
+        silence = AudioClip(np.zeros(16_000, dtype=np.float32), 16_000)
         for name in bundle.policy.output.audio.classifiers:
-            self.audio(name)
+            self.audio(name, bundle).classify([silence])
 
     def classify_text(self, name: str, bundle: PolicyBundle, texts: Sequence[str]) -> list[Scores]:
         """Build (first use of a revision) and run one text classifier; call in the pool."""
@@ -126,13 +141,42 @@ class ClassifierBackends:
                 self._per_revision[(name, key)] = build()
             return self._per_revision[(name, key)]
 
-    def image(self, name: str) -> ImageClassifier:
+    def image(self, name: str, section: ImageOutputSection | None = None) -> ImageClassifier:
+        """The shared instance of ``name``; with ``section``, configured by it (NudeNet's
+        per-label thresholds and extra labels: a view sharing the one loaded model)."""
         if name == NudeNetClassifier.name:
             threads = self.settings.classifiers.nudenet_threads
-            return self._get(name, lambda: NudeNetClassifier(threads=threads))  # type: ignore[return-value]
+            model: NudeNetClassifier = self._get(name, lambda: NudeNetClassifier(threads=threads))  # type: ignore[assignment]
+            config = section.nudenet if section is not None else None
+            if config is None or (not config.labels and not config.categories):
+                return model
+            return self._for_revision(
+                name,
+                config.model_dump_json(),
+                lambda: model.configured(config.labels, config.categories),
+            )  # type: ignore[return-value]
         return self._get(name, lambda: IMAGE_CLASSIFIERS[name]())  # type: ignore[return-value]
 
-    def audio(self, name: str) -> AudioClassifier:
+    def classify_audio(
+        self, name: str, bundle: PolicyBundle, clips: Sequence[AudioClip]
+    ) -> list[Scores]:
+        """Build (first use of a revision) and run one audio classifier; call in the pool."""
+        return self.audio(name, bundle).classify(clips)
+
+    def audio(self, name: str, bundle: PolicyBundle) -> AudioClassifier:
+        if name == TranscriptClassifier.name:
+            # the transcript goes through this revision's prompt classifiers; one recogniser
+            recognizer = self._get("pocketsphinx", PocketSphinxRecognizer)
+            return self._for_revision(
+                name,
+                bundle.revision,
+                lambda: TranscriptClassifier(
+                    [self.text(n, bundle) for n in bundle.policy.prompt.classifiers],
+                    recognizer,  # type: ignore[arg-type]
+                ),
+            )  # type: ignore[return-value]
+        if name == ProtectedVoiceClassifier.name:
+            return self._get(name, lambda: ProtectedVoiceClassifier(self.voice_index))  # type: ignore[return-value]
         return self._get(name, lambda: AUDIO_CLASSIFIERS[name]())  # type: ignore[return-value]
 
     def _get(self, name: str, build: Callable[[], object]) -> object:
@@ -161,6 +205,20 @@ class GeneratorRouter:
                 models=upstream.image_models,
                 timeout_s=upstream.timeout_s,
                 modalities=frozenset({Modality.IMAGE}),
+            )
+        elif settings.image_generator == "diffusers_local":
+            from generators.diffusers_local import DiffusersLocalGenerator  # torch + diffusers
+
+            local = settings.diffusers
+            assert local.model_path is not None  # enforced by Settings
+            self._generators[Modality.IMAGE] = DiffusersLocalGenerator(
+                local.model_path,
+                model_name=local.model_name,
+                variants_dir=local.variants_dir,
+                steps=local.steps,
+                guidance_scale=local.guidance_scale,
+                device=local.device,
+                run_cpu=run_cpu,
             )
         else:
             self._generators[Modality.IMAGE] = ProceduralImageGenerator(run_cpu=run_cpu)

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from gateway.embedded_redis import EmbeddedRedis
+from gateway.erasure_commands import add_erasure_commands, run_erasure
 from gateway.keys import ApiKeyStore, parse_roles
 from gateway.lifespan import audit_checkpoint_key, read_runtime_redis_url
 from gateway.policy_commands import OFFLINE, add_policy_commands, run_offline, run_online
@@ -85,6 +86,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("file", type=Path)
     check.add_argument("--trust-anchors", type=Path, help="PEM roots (default: the signer's)")
     check.add_argument("--offline", action="store_true", help="no manifest repository lookup")
+    add_erasure_commands(commands)
     return parser
 
 
@@ -123,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["host"] = args.host
         if args.port is not None:
             overrides["port"] = args.port
+    if args.command in ("erase", "variants"):
+        return run_erasure(args)
     if args.command == "policy" and args.policy_command in OFFLINE:
         status = run_offline(args)
         if status >= 0:

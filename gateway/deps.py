@@ -28,6 +28,7 @@ __all__ = [
     "PolicyEditor",
     "PolicyReader",
     "PolicyStaff",
+    "Reviewer",
     "Services",
     "ServicesDep",
     "authenticate",
@@ -158,6 +159,7 @@ PolicyReader = Annotated[
     Principal,
     Depends(require_any_role(Role.POLICY_EDITOR, Role.POLICY_APPROVER, Role.AUDITOR)),
 ]
+Reviewer = Annotated[Principal, Depends(require_any_role(Role.REVIEWER))]
 PolicyStaff = Annotated[
     Principal, Depends(require_any_role(Role.POLICY_EDITOR, Role.POLICY_APPROVER))
 ]

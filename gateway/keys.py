@@ -40,6 +40,7 @@ class Role(StrEnum):
     AUDITOR = "auditor"
     POLICY_EDITOR = "policy_editor"
     POLICY_APPROVER = "policy_approver"
+    REVIEWER = "reviewer"  # approves or rejects outputs held by a ``review`` rule
     ADMIN = "admin"
 
 

@@ -26,12 +26,14 @@ from audit.checkpoint import ensure_key_file
 from audit.errors import AuditError
 from audit.maintenance import run_audit_maintenance
 from audit.sink import RedisStreamAuditSink
+from classifiers.audio.voice_bank import RedisVoiceBank
 from gateway.backends import ClassifierBackends, GeneratorRouter
 from gateway.deps import Services
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.keys import ApiKeyStore, InvalidKey, KeyStoreUnavailable, Role
 from gateway.pipeline import Pipeline
 from gateway.recording import AuditRecorder, admin_record
+from gateway.review import RedisReviewQueue
 from gateway.settings import Settings
 from gateway.workers import WorkerPool
 from policies.loader import PolicyBundle, default_policy_text
@@ -284,6 +286,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             generators=generators,
             signer=signer,
             recorder=recorder,
+            voices=RedisVoiceBank(redis),
+            reviews=RedisReviewQueue(redis),
         )
         yield Services(
             settings=settings,

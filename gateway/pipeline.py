@@ -21,12 +21,19 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-from classifiers.base import Scores
+import numpy as np
+from numpy.typing import NDArray
+
+from classifiers.audio.voice_bank import RedisVoiceBank
+from classifiers.audio.voices import ProtectedVoiceClassifier, shared_voice_encoder
+from classifiers.base import AudioClip, Scores
 from gateway.backends import ClassifierBackends, GeneratorRouter
 from gateway.context import RequestContext
 from gateway.errors import ApiError, error_for_exception
-from gateway.media import DeliveredAsset, decode_clips, decode_images
+from gateway.media import DeliveredAsset, MediaDecodeError, decode_clips, decode_images, decode_wav
 from gateway.recording import AuditRecorder, StageLog
+from gateway.redaction import RedactedArtifact, redact_artifacts
+from gateway.review import RedisReviewQueue
 from gateway.workers import WorkerPool
 from generators.base import Artifact, GenerationRequest, Modality
 from genguard_errors import GenGuardError
@@ -64,6 +71,8 @@ class ModerationResult:
     overhead_ms: float
     error: ApiError | None = None
     blocking: tuple[frozenset[str], ...] = ()  # per input: categories of the blocking rules
+    # per input: "text" (prompt stage) or "image" (image output stage); texts first
+    input_types: tuple[str, ...] = ()
 
 
 class Pipeline:
@@ -76,7 +85,11 @@ class Pipeline:
         generators: GeneratorRouter,
         signer: ContentCredentials | None,
         recorder: AuditRecorder,
+        voices: RedisVoiceBank | None = None,
+        reviews: RedisReviewQueue | None = None,
     ) -> None:
+        self._voices = voices
+        self._reviews = reviews
         self._pool = pool
         self._policies = policies
         self._classifiers = classifiers
@@ -121,11 +134,15 @@ class Pipeline:
                 finally:
                     upstream_ms = (time.perf_counter() - started) * 1000
                 # 4 output
-                output = await self._classify_output(bundle, request.modality, artifacts, log)
+                output, artifacts = await self._classify_output(
+                    bundle, request.modality, artifacts, log
+                )
                 decision = merge([decision, output])
             if not decision.blocked:
                 # 5 provenance
                 assets = await self._sign(ctx, bundle, artifacts, log)
+                if decision.action is Action.REVIEW:
+                    await self._hold_for_review(ctx, decision, assets, log)
         except ApiError as exc:
             error = exc
         except Exception as exc:  # fail closed: any failure is an error response, audited
@@ -149,7 +166,7 @@ class Pipeline:
             decision_id=ctx.decision_id,
             action=action,
             decision=decision,
-            assets=assets,
+            assets=() if action == Action.REVIEW.value else assets,  # held, not delivered
             revised_prompts=tuple(a.revised_prompt for a in artifacts)[: len(assets)],
             error=error,
             overhead_ms=overhead_ms,
@@ -253,6 +270,7 @@ class Pipeline:
                 policy_revision=bundle.revision,
                 stage_verdicts=verdicts,
                 training_mining=section.training_mining,
+                redaction=artifact.redaction if isinstance(artifact, RedactedArtifact) else None,
             )
             return self._pool.cpu(
                 credentials.stamp,
@@ -303,6 +321,20 @@ class Pipeline:
             audio_key=credentials.audio_key if credentials else b"",
         )
 
+    async def embed_voice(self, wav: bytes) -> tuple[NDArray[np.float32], float]:
+        """A protected voice's embedding and its length in seconds, for enrolment."""
+        clip = await self._pool.cpu(decode_wav, wav)
+        embedding = await self._pool.cpu(shared_voice_encoder().embed, clip)
+        if embedding is None:
+            raise ApiError(
+                400,
+                f"the clip holds too little speech to enrol a voice ({clip.duration_s:.1f}s; "
+                "send several seconds of the speaker talking)",
+                "invalid_value",
+                param="audio_b64",
+            )
+        return embedding, clip.duration_s
+
     # -- classification stages -------------------------------------------------------------
 
     async def _classify_text(
@@ -327,26 +359,93 @@ class Pipeline:
         modality: Modality,
         artifacts: Sequence[Artifact],
         log: StageLog,
-    ) -> Decision:
+    ) -> tuple[Decision, list[Artifact]]:
+        """The output stage's decision, and the artifacts to deliver (blurred where it said)."""
         if modality is Modality.IMAGE:
-            section = bundle.policy.output.image
-            if not section.classifiers:
-                log.add("output", None, latency_ms=0.0, verdict="skipped")
-                return Decision(Action.ALLOW)
-            images = await self._pool.cpu(decode_images, [a.data for a in artifacts])
-            image_runs = [
-                (name, self._classifiers.image(name).classify) for name in section.classifiers
-            ]
-            return await self._run_stage("output", section, image_runs, images, log)
+            return await self._classify_images(bundle, artifacts, log)
         section = bundle.policy.output.audio
         if not section.classifiers:
             log.add("output", None, latency_ms=0.0, verdict="skipped")
-            return Decision(Action.ALLOW)
+            return Decision(Action.ALLOW), list(artifacts)
         clips = await self._pool.cpu(decode_clips, [a.data for a in artifacts])
-        audio_runs = [
-            (name, self._classifiers.audio(name).classify) for name in section.classifiers
+        audio_runs = await self._audio_runs(bundle)
+        return await self._run_stage("output", section, audio_runs, clips, log), list(artifacts)
+
+    async def _classify_images(
+        self, bundle: PolicyBundle, artifacts: Sequence[Artifact], log: StageLog
+    ) -> tuple[Decision, list[Artifact]]:
+        """Each image decided on its own scores; ``blur`` obscures the regions its rules fired
+        on (``gateway.redaction``) and the edit is logged and later signed into the manifest."""
+        section = bundle.policy.output.image
+        if not section.classifiers:
+            log.add("output", None, latency_ms=0.0, verdict="skipped")
+            return Decision(Action.ALLOW), list(artifacts)
+        images = await self._pool.cpu(decode_images, [a.data for a in artifacts])
+        runs = [
+            (name, self._classifiers.image(name, section).classify) for name in section.classifiers
         ]
-        return await self._run_stage("output", section, audio_runs, clips, log)
+        per_classifier, failures = await self._score_stage("output", section, runs, images, log)
+        per_image_scores = [[s[i] for s in per_classifier] for i in range(len(images))]
+        per_image = [decide("output", section, scores) for scores in per_image_scores]
+        decision = from_reasons([*merge(per_image).reasons, *failures])
+        delivered = list(artifacts)
+        if decision.action is Action.BLUR:
+            started = time.perf_counter()
+            outcome = await self._pool.cpu(
+                redact_artifacts, section, artifacts, images, per_image_scores, per_image
+            )
+            delivered = outcome.artifacts
+            decision = from_reasons([*decision.reasons, *outcome.unblurrable])
+            log.add(
+                "output",
+                "blur",
+                latency_ms=_ms(started),
+                verdict=decision.action.value,
+                detail={"blurred": outcome.notes},
+            )
+        log.set_verdict("output", decision.action.value)
+        return decision, delivered
+
+    async def _audio_runs(
+        self, bundle: PolicyBundle
+    ) -> list[tuple[str, Callable[[Sequence[AudioClip]], list[Scores]]]]:
+        runs: list[tuple[str, Callable[[Sequence[AudioClip]], list[Scores]]]] = []
+        for name in bundle.policy.output.audio.classifiers:
+            if name == ProtectedVoiceClassifier.name and self._voices is not None:
+                # one GET; the in-memory index is rebuilt only when the bank's version moved
+                await self._voices.sync(self._classifiers.voice_index)
+            # resolving ``transcript`` may build it for this revision: resolve in the pool
+            runs.append((name, functools.partial(self._classifiers.classify_audio, name, bundle)))
+        return runs
+
+    async def _hold_for_review(
+        self,
+        ctx: RequestContext,
+        decision: Decision,
+        assets: tuple[DeliveredAsset, ...],
+        log: StageLog,
+    ) -> None:
+        """Keep the signed outputs in the review queue instead of delivering them."""
+        started = time.perf_counter()
+        if self._reviews is None:
+            raise ApiError(
+                503,
+                "a review rule fired but this gateway has no review queue",
+                "review_unavailable",
+            )
+        try:
+            await self._reviews.hold(
+                decision_id=ctx.decision_id,
+                tenant=ctx.tenant,
+                key_id=ctx.key_id,
+                route=ctx.route,
+                reasons=[r.to_json() for r in decision.reasons],
+                assets=assets,
+            )
+        except Exception as exc:
+            log.add_error("review", "queue", exc, started)
+            raise
+        log.add("review", "queue", latency_ms=_ms(started), verdict="review", detail={})
 
     async def _run_stage(
         self,
@@ -357,6 +456,21 @@ class Pipeline:
         log: StageLog,
     ) -> Decision:
         """Run a stage's classifiers concurrently in the pool, each under the stage timeout."""
+        per_classifier, failures = await self._score_stage(stage, section, runs, inputs, log)
+        collected = [scores for result in per_classifier for scores in result]
+        decision = from_reasons([*decide(stage, section, collected).reasons, *failures])
+        log.set_verdict(stage, decision.action.value)
+        return decision
+
+    async def _score_stage(
+        self,
+        stage: str,
+        section: StageSection,
+        runs: Sequence[tuple[str, Callable[[Sequence[T]], list[Scores]]]],
+        inputs: Sequence[T],
+        log: StageLog,
+    ) -> tuple[list[list[Scores]], list[Reason]]:
+        """Each classifier's scores (one per input) and the ``on_error`` reasons of failures."""
 
         async def one(name: str, fn: Callable[[Sequence[T]], list[Scores]]) -> list[Scores]:
             started = time.perf_counter()
@@ -369,7 +483,7 @@ class Pipeline:
             return scores
 
         results = await asyncio.gather(*(one(n, f) for n, f in runs), return_exceptions=True)
-        collected: list[Scores] = []
+        per_classifier: list[list[Scores]] = []
         failures: list[Reason] = []
         for (name, _), result in zip(runs, results, strict=True):
             if isinstance(result, BaseException):
@@ -377,34 +491,45 @@ class Pipeline:
                     raise result
                 failures.extend(_failure_reason(stage, name, result, section.on_error))
             else:
-                collected.extend(result)
-        decision = from_reasons([*decide(stage, section, collected).reasons, *failures])
-        log.set_verdict(stage, decision.action.value)
-        return decision
+                per_classifier.append(result)
+        return per_classifier, failures
 
     # -- moderations -----------------------------------------------------------------------
 
     async def moderate(
-        self, ctx: RequestContext, texts: list[str], params: dict[str, object]
+        self,
+        ctx: RequestContext,
+        texts: list[str],
+        params: dict[str, object],
+        images: Sequence[bytes] = (),
     ) -> ModerationResult:
+        """Texts are judged by the prompt stage; ``images`` (encoded bytes) by the policy's image
+        output stage, each on its own: flagged when that stage would not deliver it as it is
+        (``block`` or ``blur``). Results: texts first, then images."""
         bundle = await self._policies.current(ctx.tenant)
         log = StageLog()
         error: ApiError | None = None
-        per_input: list[dict[str, float]] = [{} for _ in texts]
-        flagged: list[bool] = [False for _ in texts]
-        blocking: list[frozenset[str]] = [frozenset() for _ in texts]
+        count = len(texts) + len(images)
+        per_input: list[dict[str, float]] = [{} for _ in range(count)]
+        flagged: list[bool] = [False for _ in range(count)]
+        blocking: list[frozenset[str]] = [frozenset() for _ in range(count)]
         decision = Decision(Action.ALLOW)
         try:
-            decisions = await self._moderate_texts(bundle, texts, log)
+            decisions = await self._moderate_texts(bundle, texts, log) if texts else []
+            if images:
+                decisions.extend(await self._moderate_images(bundle, images, log))
             for index, (item_decision, item_scores) in enumerate(decisions):
                 for entry in item_scores:
                     for category, value in entry.scores.items():
                         key = category.value
                         per_input[index][key] = max(per_input[index].get(key, 0.0), value)
                 # flagged exactly when the prompt stage of this policy would not allow the text
-                flagged[index] = item_decision.blocked
+                # (for an image: when the image output stage would not deliver it unchanged)
+                flagged[index] = item_decision.action.severity >= Action.BLUR.severity
                 blocking[index] = frozenset(
-                    r.category for r in item_decision.reasons if r.action is Action.BLOCK
+                    r.category
+                    for r in item_decision.reasons
+                    if r.action.severity >= Action.BLUR.severity
                 )
             decision = merge(d for d, _ in decisions)
         except ApiError as exc:
@@ -433,7 +558,37 @@ class Pipeline:
             overhead_ms=overhead_ms,
             error=error,
             blocking=tuple(blocking),
+            input_types=("text",) * len(texts) + ("image",) * len(images),
         )
+
+    async def _moderate_images(
+        self, bundle: PolicyBundle, blobs: Sequence[bytes], log: StageLog
+    ) -> list[tuple[Decision, list[Scores]]]:
+        """The image output stage on each image, decided on its own (no blur is applied)."""
+        section = bundle.policy.output.image
+        try:
+            images = await self._pool.cpu(decode_images, list(blobs))
+        except MediaDecodeError as exc:
+            raise ApiError(
+                400,
+                f"an image_url part could not be decoded as an image: {exc}",
+                "invalid_image",
+                param="input",
+            ) from exc
+        if not section.classifiers:
+            log.add("output", None, latency_ms=0.0, verdict="skipped")
+            return [(Decision(Action.ALLOW), []) for _ in images]
+        runs = [
+            (name, self._classifiers.image(name, section).classify) for name in section.classifiers
+        ]
+        per_classifier, failures = await self._score_stage("output", section, runs, images, log)
+        out: list[tuple[Decision, list[Scores]]] = []
+        for index in range(len(images)):
+            scores = [result[index] for result in per_classifier]
+            item = from_reasons([*decide("output", section, scores).reasons, *failures])
+            out.append((item, scores))
+        log.set_verdict("output", merge(d for d, _ in out).action.value)
+        return out
 
     async def _moderate_texts(
         self, bundle: PolicyBundle, texts: list[str], log: StageLog

@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 __all__ = [
     "AuditSettings",
     "ClassifierSettings",
+    "DiffusersSettings",
     "InsecureSettingsError",
     "LimitSettings",
     "ProvenanceSettings",
@@ -85,6 +86,17 @@ class ClassifierSettings(_Section):
     nudenet_threads: Annotated[int, Field(ge=1, le=64)] = 1
 
 
+class DiffusersSettings(_Section):
+    """The local diffusion model (``image_generator = "diffusers_local"``) and its variants."""
+
+    model_path: Path | None = None  # a local diffusers pipeline directory (never the hub)
+    model_name: str = "local-sd"
+    variants_dir: Path | None = None  # *.safetensors variant patches (genguard erase …)
+    steps: Annotated[int, Field(ge=1, le=200)] = 25
+    guidance_scale: Annotated[float, Field(ge=1, le=30)] = 7.5
+    device: str = "cpu"
+
+
 class AuditSettings(_Section):
     """The audit sink: how long to wait for Redis before spooling, replay, retention."""
 
@@ -120,7 +132,7 @@ class Settings(BaseSettings):
     # redis: versioned, approved, hot-reloaded (policy_file seeds version 1); file: fixed
     policy_store: Literal["redis", "file"] = "redis"
     workers: Annotated[int, Field(ge=1, le=256)] = max(2, min(8, os.cpu_count() or 2))
-    image_generator: Literal["procedural", "openai_compat"] = "procedural"
+    image_generator: Literal["procedural", "openai_compat", "diffusers_local"] = "procedural"
     speech_generator: Literal["espeak", "openai_compat"] = "espeak"
     model_aliases: dict[str, str] = Field(default_factory=dict)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
@@ -131,6 +143,7 @@ class Settings(BaseSettings):
     classifiers: ClassifierSettings = ClassifierSettings()
     limits: LimitSettings = LimitSettings()
     audit: AuditSettings = AuditSettings()
+    diffusers: DiffusersSettings = DiffusersSettings()
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
@@ -138,6 +151,11 @@ class Settings(BaseSettings):
         if uses_upstream and not self.upstream.base_url:
             raise ValueError(
                 "GENGUARD_UPSTREAM__BASE_URL is required when a generator is 'openai_compat'"
+            )
+        if self.image_generator == "diffusers_local" and self.diffusers.model_path is None:
+            raise ValueError(
+                "GENGUARD_DIFFUSERS__MODEL_PATH is required when image_generator is "
+                "'diffusers_local'"
             )
         if self.mode == "production":
             self._enforce_production()

@@ -45,6 +45,10 @@ def reference_markdown() -> str:
     meaning = {
         Action.ALLOW: "nothing (a rule that documents an exception)",
         Action.FLAG: "allowed, marked in the audit record for review",
+        Action.BLUR: "output images only: the detected regions obscured (`output.image.blur`), "
+        "then delivered; noted in the audit record and the C2PA manifest (`c2pa.edited`)",
+        Action.REVIEW: "generated and signed, then held for a human reviewer: HTTP 202 with the "
+        "decision id; delivered from `GET /v1/reviews/{id}` once approved",
         Action.BLOCK: "refused: HTTP 400 `content_policy_violation`, generator never called",
     }
     for action in Action:

@@ -20,8 +20,11 @@ __all__ = [
     "NOT_ENFORCED_ACTIONS",
     "Action",
     "AuditSection",
+    "BlurSection",
     "HardenSection",
+    "ImageOutputSection",
     "ModerationSection",
+    "NudeNetSection",
     "OnError",
     "OutputSection",
     "Policy",
@@ -38,6 +41,8 @@ class Action(StrEnum):
 
     ALLOW = "allow"
     FLAG = "flag"  # allowed, but marked for review in the audit log
+    BLUR = "blur"  # output images only: the detected regions are obscured, then delivered
+    REVIEW = "review"  # generated and signed, then held for a human reviewer (HTTP 202)
     BLOCK = "block"
 
     @property
@@ -45,9 +50,9 @@ class Action(StrEnum):
         return _SEVERITY[self]
 
 
-_SEVERITY = {Action.ALLOW: 0, Action.FLAG: 1, Action.BLOCK: 2}
+_SEVERITY = {Action.ALLOW: 0, Action.FLAG: 1, Action.BLUR: 2, Action.REVIEW: 3, Action.BLOCK: 4}
 
-NOT_ENFORCED_ACTIONS = ("blur", "review", "rewrite", "route-to-variant")
+NOT_ENFORCED_ACTIONS = ("rewrite", "route-to-variant")
 """Declared in the policy language; rejected by validation until the pipeline enforces them."""
 
 OnError = Literal["block", "allow"]
@@ -183,8 +188,51 @@ class HardenSection(_Strict):
     max_pixels: Annotated[int, Field(ge=64 * 64)] = 2048 * 2048
 
 
+class BlurSection(_Strict):
+    """How a ``blur`` rule obscures the regions it fired on (output images only).
+
+    ``pixelate``: each region is shrunk so its longer side has ``blocks`` cells, then enlarged
+    without smoothing; ``gaussian``: a Gaussian blur of ``radius`` pixels, scaled to 1024 px.
+    ``padding`` grows every box by that fraction of its size on each side.
+    """
+
+    method: Literal["pixelate", "gaussian"] = "pixelate"
+    blocks: Annotated[int, Field(ge=1, le=64)] = 8
+    radius: Annotated[float, Field(gt=0.0, le=200.0)] = 40.0
+    padding: Annotated[float, Field(ge=0.0, le=1.0)] = 0.1
+
+
+class NudeNetSection(_Strict):
+    """NudeNet per label: ``labels`` are thresholds (a detection of a label below its threshold
+    is ignored; labels not named keep the detector's 0.25); ``categories`` maps more labels to
+    categories (e.g. ``FACE_FEMALE: [protected-person]`` for a policy that blurs faces).
+
+    Built in: each exposed label scores ``nudity``; exposed genitalia or anus also ``sexual``.
+    """
+
+    labels: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]] = Field(default_factory=dict)
+    categories: dict[str, tuple[Category, ...]] = Field(default_factory=dict)
+
+    @field_validator("labels", "categories")
+    @classmethod
+    def _known_labels(cls, value: dict[str, object]) -> dict[str, object]:
+        from classifiers.image.labels import NUDENET_LABELS
+
+        unknown = sorted(set(value) - set(NUDENET_LABELS))
+        if unknown:
+            raise ValueError(f"unknown NudeNet labels {unknown}; expected some of {NUDENET_LABELS}")
+        return value
+
+
+class ImageOutputSection(StageSection):
+    """The output stage for images: its classifiers and rules, plus how ``blur`` obscures."""
+
+    blur: BlurSection = BlurSection()
+    nudenet: NudeNetSection = NudeNetSection()
+
+
 class OutputSection(_Strict):
-    image: StageSection = StageSection(classifiers=("nudenet",))
+    image: ImageOutputSection = ImageOutputSection(classifiers=("nudenet",))
     audio: StageSection = StageSection()
 
 
@@ -249,6 +297,18 @@ class Policy(_Strict):
     provenance: ProvenanceSection = ProvenanceSection()
     audit: AuditSection = AuditSection()
     moderation: ModerationSection = ModerationSection()
+
+    @model_validator(mode="after")
+    def _blur_only_on_output_images(self) -> Policy:
+        stages = {"prompt": self.prompt.rules, "output.audio": self.output.audio.rules}
+        for where, rules in stages.items():
+            for rule in rules:
+                if rule.action is Action.BLUR:
+                    raise ValueError(
+                        f"{where} rule {rule.id!r}: action 'blur' applies only to "
+                        "output.image rules (it obscures regions of a generated image)"
+                    )
+        return self
 
     def classifier_names(self) -> dict[str, set[str]]:
         """Backends this policy refers to, by kind (text / image / audio)."""

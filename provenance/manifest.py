@@ -6,6 +6,9 @@ decision* (decision id, policy id and revision, the per-stage verdicts, in the
 ``org.genguard.decision`` assertion), so a verifier can find the audit record. A
 ``c2pa.soft-binding`` assertion names the invisible watermark (its algorithm and id) and an
 optional ``cawg.training-mining`` assertion states the policy's training and mining terms.
+When the output stage obscured regions of the image (the ``blur`` action), a ``c2pa.edited``
+action after ``c2pa.created`` says so (``redaction``: method and region count, never what was
+detected beyond the policy categories), and the decision assertion repeats it.
 It never says *what was asked for*: ``ManifestSpec`` has no prompt field by design, because a
 manifest travels with the asset to anyone who receives it.
 Keep it that way.
@@ -75,6 +78,7 @@ class ManifestSpec:
     watermark: SoftBinding | None = None
     stage_verdicts: tuple[tuple[str, str], ...] = ()
     training_mining: str | None = None
+    redaction: str | None = None  # e.g. "pixelate 2 regions (nudity)": the blur action applied
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -110,23 +114,29 @@ def manifest_definition(spec: ManifestSpec, mime_type: str) -> dict[str, Any]:
         genguard["stages"] = [{"stage": s, "verdict": v} for s, v in spec.stage_verdicts]
     if spec.watermark is not None:
         genguard["watermark_id"] = spec.watermark.value
+    actions: list[dict[str, Any]] = [
+        {
+            "action": "c2pa.created",
+            "digitalSourceType": spec.digital_source_type,
+            "softwareAgent": {"name": spec.generator},
+            "parameters": {"model": spec.model},
+        }
+    ]
+    if spec.redaction is not None:
+        genguard["redaction"] = spec.redaction
+        actions.append(
+            {
+                "action": "c2pa.edited",
+                "description": f"regions obscured by policy: {spec.redaction}",
+                "softwareAgent": _claim_generator_info(spec.claim_generator),
+                "parameters": {"redaction": spec.redaction},
+            }
+        )
     definition: dict[str, Any] = {
         "claim_generator_info": [_claim_generator_info(spec.claim_generator)],
         "format": signable_mime_type(mime_type),
         "assertions": [
-            {
-                "label": ACTIONS_LABEL,
-                "data": {
-                    "actions": [
-                        {
-                            "action": "c2pa.created",
-                            "digitalSourceType": spec.digital_source_type,
-                            "softwareAgent": {"name": spec.generator},
-                            "parameters": {"model": spec.model},
-                        }
-                    ]
-                },
-            },
+            {"label": ACTIONS_LABEL, "data": {"actions": actions}},
             {"label": GENGUARD_ASSERTION_LABEL, "data": genguard},
         ],
     }

@@ -87,6 +87,7 @@ class FakeUpstream:
     requests: list[ReceivedRequest] = field(default_factory=list)
     _mode: Mode = "ok"
     files: dict[str, bytes] = field(default_factory=dict)  # served at /files/<name>
+    image: bytes | None = None  # when set, every generated image is these bytes (a fixed photo)
 
     @property
     def base_url(self) -> str:
@@ -106,6 +107,7 @@ class FakeUpstream:
         """Back to ``ok`` with no recorded requests."""
         self.requests.clear()
         self._mode = "ok"
+        self.image = None
 
     def requests_to(self, path: str) -> list[ReceivedRequest]:
         return [r for r in self.requests if r.path == path]
@@ -205,7 +207,7 @@ def _build_app(upstream: FakeUpstream, port: int) -> Starlette:
         count = n - 1 if upstream.mode == "short" else n
         data = []
         for index in range(count):
-            png = _render_png(body["prompt"], index, width, height)
+            png = upstream.image or _render_png(body["prompt"], index, width, height)
             if upstream.mode == "ok_url" or body.get("response_format") == "url":
                 name = f"{uuid.uuid4().hex}.png"
                 upstream.files[name] = png

@@ -22,6 +22,8 @@ from classifiers import (
     Category,
     Scores,
 )
+from classifiers.audio.voices import VoiceIndex, VoiceSnapshot
+from classifiers.text.term_list import TermListClassifier
 from tests.classifiers.tiny_text_model import build_tiny_text_classifier
 
 REGISTRIES: dict[str, dict[str, Any]] = {
@@ -49,6 +51,12 @@ CONSTRUCTION: dict[tuple[str, str], dict[str, Any] | Callable[[Path], dict[str, 
         "labels": {"toxic": "harassment", "sexual": "sexual"},
     },
     ("image", "nudenet"): {"threads": 1},
+    ("audio", "transcript"): {
+        "text_classifiers": [TermListClassifier({Category.VIOLENCE: ["gore"]})],
+    },
+    ("audio", "protected_voice"): {
+        "index": VoiceIndex(VoiceSnapshot.of(1, {"unit": np.eye(256, dtype=np.float32)[0]})),
+    },
 }
 
 

@@ -76,7 +76,7 @@ def test_declared_actions_that_are_not_enforced_yet_are_refused_clearly() -> Non
     [issue] = issues(
         "id: x\nprompt:\n  rules:\n    - {id: r, category: sexual, threshold: 0.5, action: blur}\n"
     )
-    assert "action 'blur' is part of the policy language but not enforced yet" in issue
+    assert "action 'blur' applies only to output.image rules" in issue
 
 
 def test_semantic_diff_names_thresholds_terms_actions_and_classifiers() -> None:

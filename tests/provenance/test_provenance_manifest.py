@@ -31,6 +31,7 @@ def test_spec_has_exactly_the_agreed_fields_and_no_prompt() -> None:
         "watermark",
         "stage_verdicts",
         "training_mining",
+        "redaction",
     ]
     assert not any("prompt" in name for name in names)
 
