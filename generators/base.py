@@ -15,7 +15,7 @@ Exception tree::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
@@ -33,6 +33,8 @@ __all__ = [
     "UnsupportedRequest",
     "UpstreamError",
     "UpstreamTimeout",
+    "png_artifacts",
+    "require_model",
 ]
 
 
@@ -141,3 +143,39 @@ class Generator(Protocol):
     async def aclose(self) -> None:
         """Release connections or threads."""
         ...
+
+
+def require_model(
+    generator: str, request: GenerationRequest, modality: Modality, models: Sequence[str]
+) -> None:
+    """Raise ``UnsupportedRequest`` (param ``model``) unless ``request`` is for one of
+    ``models`` and of ``modality``."""
+    if request.modality is not modality:
+        raise UnsupportedRequest(
+            f"generator {generator!r} makes {modality.value}, not {request.modality.value}",
+            param="model",
+        )
+    if request.model not in models:
+        raise UnsupportedRequest(
+            f"unknown model {request.model!r} for generator {generator!r}; "
+            f"expected one of {', '.join(models)}",
+            param="model",
+        )
+
+
+def png_artifacts(
+    pngs: Sequence[bytes], *, generator: str, model: str, size: tuple[int, int]
+) -> list[Artifact]:
+    """Wrap encoded PNGs of one ``size`` as image artifacts."""
+    return [
+        Artifact(
+            data=png,
+            mime_type="image/png",
+            modality=Modality.IMAGE,
+            generator=generator,
+            model=model,
+            width=size[0],
+            height=size[1],
+        )
+        for png in pngs
+    ]

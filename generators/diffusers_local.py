@@ -35,6 +35,7 @@ from generators.base import (
     GenerationRequest,
     Modality,
     UnsupportedRequest,
+    png_artifacts,
 )
 
 __all__ = ["DiffusersLocalGenerator"]
@@ -103,18 +104,7 @@ class DiffusersLocalGenerator:
     async def generate(self, request: GenerationRequest) -> list[Artifact]:
         variant, (width, height) = self._validate(request)
         images = await self._run_cpu(self.render, request, variant, (width, height))
-        return [
-            Artifact(
-                data=png,
-                mime_type="image/png",
-                modality=Modality.IMAGE,
-                generator=self.name,
-                model=request.model,
-                width=width,
-                height=height,
-            )
-            for png in images
-        ]
+        return png_artifacts(images, generator=self.name, model=request.model, size=(width, height))
 
     def render(
         self, request: GenerationRequest, variant: str | None, size: tuple[int, int]

@@ -24,6 +24,7 @@ from generators.base import (
     GenerationRequest,
     Modality,
     UnsupportedRequest,
+    require_model,
 )
 from generators.espeak_engine import RATE_NORMAL, EspeakEngine
 
@@ -125,17 +126,7 @@ class EspeakSpeechGenerator:
 
     def _validate(self, request: GenerationRequest) -> tuple[str, int]:
         """Check the request; return the espeak voice and the rate in words per minute."""
-        if request.modality is not Modality.AUDIO:
-            raise UnsupportedRequest(
-                f"generator {self.name!r} makes speech, not {request.modality.value}",
-                param="model",
-            )
-        if request.model not in self._MODELS:
-            raise UnsupportedRequest(
-                f"unknown model {request.model!r} for generator {self.name!r}; "
-                f"expected one of {', '.join(self._MODELS)}",
-                param="model",
-            )
+        require_model(self.name, request, Modality.AUDIO, self._MODELS)
         if request.n != 1:
             raise UnsupportedRequest("speech returns one clip per request; n must be 1", param="n")
         if not request.prompt.strip():

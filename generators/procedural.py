@@ -22,7 +22,15 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image
 
-from generators.base import Artifact, CpuRunner, GenerationRequest, Modality, UnsupportedRequest
+from generators.base import (
+    Artifact,
+    CpuRunner,
+    GenerationRequest,
+    Modality,
+    UnsupportedRequest,
+    png_artifacts,
+    require_model,
+)
 
 __all__ = ["ProceduralImageGenerator", "render_procedural_png"]
 
@@ -61,34 +69,13 @@ class ProceduralImageGenerator:
             for i in range(request.n)
         ]
         images = await asyncio.gather(*renders)
-        return [
-            Artifact(
-                data=png,
-                mime_type="image/png",
-                modality=Modality.IMAGE,
-                generator=self.name,
-                model=request.model,
-                width=width,
-                height=height,
-            )
-            for png in images
-        ]
+        return png_artifacts(images, generator=self.name, model=request.model, size=(width, height))
 
     async def aclose(self) -> None:
         """Nothing to release: the worker pool belongs to the caller."""
 
     def _validate(self, request: GenerationRequest) -> tuple[int, int]:
-        if request.modality is not Modality.IMAGE:
-            raise UnsupportedRequest(
-                f"generator {self.name!r} makes images, not {request.modality.value}",
-                param="model",
-            )
-        if request.model not in self._MODELS:
-            raise UnsupportedRequest(
-                f"unknown model {request.model!r} for generator {self.name!r}; "
-                f"expected one of {', '.join(self._MODELS)}",
-                param="model",
-            )
+        require_model(self.name, request, Modality.IMAGE, self._MODELS)
         if not 1 <= request.n <= MAX_IMAGES:
             raise UnsupportedRequest(f"n must be between 1 and {MAX_IMAGES}", param="n")
         width, height = request.size if request.size is not None else DEFAULT_SIZE
