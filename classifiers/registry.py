@@ -16,7 +16,9 @@ from classifiers.base import (
     TextClassifier,
     UnknownClassifierError,
 )
+from classifiers.image.clip_concepts import ClipConceptClassifier
 from classifiers.image.nudenet import NudeNetClassifier
+from classifiers.image.pdq_bank import PdqBankClassifier
 from classifiers.text.concepts import SemanticConceptClassifier
 from classifiers.text.head import PromptHeadClassifier
 from classifiers.text.profanity import ProfanityClassifier
@@ -40,7 +42,11 @@ _TEXT: tuple[type[TextClassifier], ...] = (
     PromptHeadClassifier,
     TransformersTextClassifier,
 )
-_IMAGE: tuple[type[ImageClassifier], ...] = (NudeNetClassifier,)
+_IMAGE: tuple[type[ImageClassifier], ...] = (
+    NudeNetClassifier,
+    ClipConceptClassifier,
+    PdqBankClassifier,
+)
 _AUDIO: tuple[type[AudioClassifier], ...] = (TranscriptClassifier, ProtectedVoiceClassifier)
 
 TEXT_CLASSIFIERS: dict[str, type[TextClassifier]] = {c.name: c for c in _TEXT}

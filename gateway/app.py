@@ -18,6 +18,7 @@ from gateway.errors import ApiError, error_for_exception, error_response
 from gateway.lifespan import open_services
 from gateway.routes import (
     admin_audit,
+    admin_hashbanks,
     admin_policies,
     admin_voices,
     audio,
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(provenance.router)
     app.include_router(review.router)
     app.include_router(admin_voices.router)
+    app.include_router(admin_hashbanks.router)
     _install_middleware(app, settings)
     _install_error_handlers(app)
     return app

@@ -23,11 +23,14 @@ from classifiers.audio.voices import ProtectedVoiceClassifier, VoiceIndex
 from classifiers.base import (
     AudioClassifier,
     AudioClip,
+    ClassifierUnavailable,
     ImageClassifier,
     Scores,
     TextClassifier,
 )
+from classifiers.image.clip_concepts import ClipConceptClassifier, ClipHead, ClipModel
 from classifiers.image.nudenet import NudeNetClassifier
+from classifiers.image.pdq_bank import PdqBankClassifier, PdqIndex
 from classifiers.registry import AUDIO_CLASSIFIERS, IMAGE_CLASSIFIERS, TEXT_CLASSIFIERS
 from classifiers.text.concepts import SemanticConceptClassifier
 from classifiers.text.encoder import MiniLMEncoder, shared_minilm_encoder
@@ -59,6 +62,8 @@ class ClassifierBackends:
     _lock: threading.RLock = field(default_factory=threading.RLock)
     # the enrolled protected voices, swapped whole by the pipeline when the Redis bank changes
     voice_index: VoiceIndex = field(default_factory=VoiceIndex)
+    # the PDQ hash banks, swapped whole by the pipeline when the Redis banks change
+    hash_index: PdqIndex = field(default_factory=PdqIndex)
 
     def check(self, policy: Policy) -> None:
         """Raise ``UnknownBackend`` naming the stage if ``policy`` refers to an unknown backend."""
@@ -155,7 +160,41 @@ class ClassifierBackends:
                 config.model_dump_json(),
                 lambda: model.configured(config.labels, config.categories),
             )  # type: ignore[return-value]
+        if name == ClipConceptClassifier.name:
+            return self._clip_concepts(section)
+        if name == PdqBankClassifier.name:
+            return self._get(name, lambda: PdqBankClassifier(self.hash_index))  # type: ignore[return-value]
         return self._get(name, lambda: IMAGE_CLASSIFIERS[name]())  # type: ignore[return-value]
+
+    def _clip_concepts(self, section: ImageOutputSection | None) -> ClipConceptClassifier:
+        """The policy's CLIP concepts over the one shared model; the concept texts are embedded
+        once per distinct ``output.image.concepts`` (so at most once per policy revision)."""
+        settings = self.settings.classifiers
+        weights = settings.clip_weights
+        if weights is None:
+            raise ClassifierUnavailable(
+                "the policy runs 'clip_concepts' but no CLIP weights are configured: set "
+                "GENGUARD_CLASSIFIERS__CLIP_WEIGHTS to a local open_clip checkpoint for "
+                f"GENGUARD_CLASSIFIERS__CLIP_MODEL={settings.clip_model!r}"
+            )
+        model: ClipModel = self._get(  # type: ignore[assignment]
+            "clip-model", lambda: ClipModel(settings.clip_model, weights)
+        )
+        head_path = settings.clip_head
+        head: ClipHead | None = (
+            self._get("clip-head", lambda: ClipHead(head_path, dimensions=model.dimensions))  # type: ignore[assignment]
+            if head_path is not None
+            else None
+        )
+        concepts = dict(section.concepts) if section is not None else {}
+        key = json.dumps({c.value: list(t) for c, t in concepts.items()}, sort_keys=True)
+        return self._for_revision(  # type: ignore[return-value]
+            ClipConceptClassifier.name,
+            key,
+            lambda: ClipConceptClassifier(
+                concepts, model=model, head=head, head_category=settings.clip_head_category
+            ),
+        )
 
     def classify_audio(
         self, name: str, bundle: PolicyBundle, clips: Sequence[AudioClip]

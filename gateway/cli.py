@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.erasure_commands import add_erasure_commands, run_erasure
+from gateway.hashbank_commands import add_hashbank_commands, run_hashbank_command
 from gateway.keys import ApiKeyStore, parse_roles
 from gateway.lifespan import audit_checkpoint_key, read_runtime_redis_url
 from gateway.policy_commands import OFFLINE, add_policy_commands, run_offline, run_online
@@ -59,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
         "policy", help="policies: validate, versions, review"
     ).add_subparsers(dest="policy_command", required=True)
     add_policy_commands(policy)
+
+    hashbank = commands.add_parser("hashbank", help="PDQ image hash banks").add_subparsers(
+        dest="hashbank_command", required=True
+    )
+    add_hashbank_commands(hashbank)
 
     audit = commands.add_parser("audit", help="audit log").add_subparsers(
         dest="audit_command", required=True
@@ -154,6 +160,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_policy(settings, args))
     if args.command == "provenance":
         return asyncio.run(_provenance_verify(settings, args))
+    if args.command == "hashbank":
+        return asyncio.run(_hashbank(settings, args))
     return asyncio.run(_audit(settings, args))
 
 
@@ -246,6 +254,11 @@ async def _policy(settings: Settings, args: argparse.Namespace) -> int:
         args.actor = _actor()
         versions = PolicyVersions(redis, on_event=events)
         return await run_online(args, versions, seed=settings.policy_file, settings=settings)
+
+
+async def _hashbank(settings: Settings, args: argparse.Namespace) -> int:
+    async with _redis(settings) as redis:
+        return await run_hashbank_command(redis, args, _actor())
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:

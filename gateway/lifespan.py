@@ -27,6 +27,7 @@ from audit.errors import AuditError
 from audit.maintenance import run_audit_maintenance
 from audit.sink import RedisStreamAuditSink
 from classifiers.audio.voice_bank import RedisVoiceBank
+from classifiers.image.hash_banks import RedisHashBanks
 from gateway.backends import ClassifierBackends, GeneratorRouter
 from gateway.deps import Services
 from gateway.embedded_redis import EmbeddedRedis
@@ -287,6 +288,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             signer=signer,
             recorder=recorder,
             voices=RedisVoiceBank(redis),
+            hash_banks=RedisHashBanks(redis),
             reviews=RedisReviewQueue(redis),
         )
         yield Services(

@@ -27,10 +27,19 @@ from numpy.typing import NDArray
 from classifiers.audio.voice_bank import RedisVoiceBank
 from classifiers.audio.voices import ProtectedVoiceClassifier, shared_voice_encoder
 from classifiers.base import AudioClip, Scores
+from classifiers.image.hash_banks import RedisHashBanks
+from classifiers.image.pdq_bank import PdqBankClassifier, PdqHash, pdq_hash
 from gateway.backends import ClassifierBackends, GeneratorRouter
 from gateway.context import RequestContext
 from gateway.errors import ApiError, error_for_exception
-from gateway.media import DeliveredAsset, MediaDecodeError, decode_clips, decode_images, decode_wav
+from gateway.media import (
+    DeliveredAsset,
+    MediaDecodeError,
+    decode_clips,
+    decode_image,
+    decode_images,
+    decode_wav,
+)
 from gateway.recording import AuditRecorder, StageLog
 from gateway.redaction import RedactedArtifact, redact_artifacts
 from gateway.review import RedisReviewQueue
@@ -87,8 +96,10 @@ class Pipeline:
         recorder: AuditRecorder,
         voices: RedisVoiceBank | None = None,
         reviews: RedisReviewQueue | None = None,
+        hash_banks: RedisHashBanks | None = None,
     ) -> None:
         self._voices = voices
+        self._hash_banks = hash_banks
         self._reviews = reviews
         self._pool = pool
         self._policies = policies
@@ -335,6 +346,20 @@ class Pipeline:
             )
         return embedding, clip.duration_s
 
+    async def hash_image(self, data: bytes) -> PdqHash:
+        """An image's PDQ hash, for adding it to a hash bank (decoded and hashed in the pool)."""
+        try:
+            image = await self._pool.cpu(decode_image, data)
+        except MediaDecodeError as exc:
+            message = f"the file is not a readable image: {exc}"
+            raise ApiError(400, message, "invalid_image", param="file") from exc
+        return await self._pool.cpu(pdq_hash, image)
+
+    async def _sync_hash_banks(self, classifiers: Sequence[str]) -> None:
+        if PdqBankClassifier.name in classifiers and self._hash_banks is not None:
+            # one GET; the in-memory index is rebuilt only when the banks' version moved
+            await self._hash_banks.sync(self._classifiers.hash_index)
+
     # -- classification stages -------------------------------------------------------------
 
     async def _classify_text(
@@ -381,6 +406,7 @@ class Pipeline:
             log.add("output", None, latency_ms=0.0, verdict="skipped")
             return Decision(Action.ALLOW), list(artifacts)
         images = await self._pool.cpu(decode_images, [a.data for a in artifacts])
+        await self._sync_hash_banks(section.classifiers)
         runs = [
             (name, self._classifiers.image(name, section).classify) for name in section.classifiers
         ]
@@ -578,6 +604,7 @@ class Pipeline:
         if not section.classifiers:
             log.add("output", None, latency_ms=0.0, verdict="skipped")
             return [(Decision(Action.ALLOW), []) for _ in images]
+        await self._sync_hash_banks(section.classifiers)
         runs = [
             (name, self._classifiers.image(name, section).classify) for name in section.classifiers
         ]

@@ -84,6 +84,12 @@ class ProvenanceSettings(_Section):
 
 class ClassifierSettings(_Section):
     nudenet_threads: Annotated[int, Field(ge=1, le=64)] = 1
+    # clip_concepts: an open_clip architecture and its local checkpoint (never downloaded);
+    # optionally a LAION-style MLP head on the image embedding scoring ``clip_head_category``
+    clip_model: Annotated[str, Field(min_length=1)] = "ViT-B-32"
+    clip_weights: Path | None = None
+    clip_head: Path | None = None
+    clip_head_category: Annotated[str, Field(min_length=1)] = "sexual"
 
 
 class DiffusersSettings(_Section):

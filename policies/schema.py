@@ -229,6 +229,19 @@ class ImageOutputSection(StageSection):
 
     blur: BlurSection = BlurSection()
     nudenet: NudeNetSection = NudeNetSection()
+    # clip_concepts: phrases per category, embedded once per revision (absent: not scored)
+    concepts: dict[Category, tuple[str, ...]] = Field(default_factory=dict)
+
+    @field_validator("concepts")
+    @classmethod
+    def _no_empty_concepts(
+        cls, value: dict[Category, tuple[str, ...]]
+    ) -> dict[Category, tuple[str, ...]]:
+        for category, phrases in value.items():
+            for index, phrase in enumerate(phrases):
+                if not phrase.strip():
+                    raise ValueError(f"concepts[{category.value}][{index}] is empty")
+        return value
 
 
 class OutputSection(_Strict):

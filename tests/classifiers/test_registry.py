@@ -17,6 +17,8 @@ from classifiers import (
     UnknownClassifierError,
     class_for,
 )
+from classifiers.image.clip_concepts import ClipConceptClassifier
+from classifiers.image.pdq_bank import PdqBankClassifier
 
 
 def test_registered_names_resolve_to_their_classes() -> None:
@@ -30,14 +32,17 @@ def test_registered_names_resolve_to_their_classes() -> None:
         "prompt_head",
         "transformers",
     ]
-    assert list(IMAGE_CLASSIFIERS.items()) == [("nudenet", NudeNetClassifier)]
+    assert IMAGE_CLASSIFIERS["nudenet"] is NudeNetClassifier
+    assert IMAGE_CLASSIFIERS["pdq_bank"] is PdqBankClassifier
+    assert IMAGE_CLASSIFIERS["clip_concepts"] is ClipConceptClassifier
     assert list(AUDIO_CLASSIFIERS) == ["transcript", "protected_voice"]
 
 
 def test_an_unknown_name_lists_the_valid_ones() -> None:
     with pytest.raises(UnknownClassifierError) as caught:
         class_for("image", "nudenett")
-    assert str(caught.value) == "unknown image classifier 'nudenett'; expected one of: nudenet"
+    valid = ", ".join(sorted(IMAGE_CLASSIFIERS))
+    assert str(caught.value) == f"unknown image classifier 'nudenett'; expected one of: {valid}"
     assert isinstance(caught.value, KeyError)
     assert isinstance(caught.value, ClassifierError)
 

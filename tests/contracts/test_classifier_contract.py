@@ -23,7 +23,10 @@ from classifiers import (
     Scores,
 )
 from classifiers.audio.voices import VoiceIndex, VoiceSnapshot
+from classifiers.image.clip_concepts import ClipHead, ClipModel
+from classifiers.image.pdq_bank import BankedHash, PdqIndex, PdqSnapshot, pdq_hash
 from classifiers.text.term_list import TermListClassifier
+from tests.classifiers.tiny_clip_model import build_tiny_clip, build_tiny_head
 from tests.classifiers.tiny_text_model import build_tiny_text_classifier
 
 REGISTRIES: dict[str, dict[str, Any]] = {
@@ -51,6 +54,19 @@ CONSTRUCTION: dict[tuple[str, str], dict[str, Any] | Callable[[Path], dict[str, 
         "labels": {"toxic": "harassment", "sexual": "sexual"},
     },
     ("image", "nudenet"): {"threads": 1},
+    ("image", "clip_concepts"): lambda directory: {
+        "concepts": {Category.VIOLENCE: ["a man being stabbed"], "sexual": ["a naked woman"]},
+        "model": ClipModel(*build_tiny_clip(directory)),
+        "head": ClipHead(build_tiny_head(directory), dimensions=32),
+    },
+    # banks the noise image of ``_images``, so a match (and its evidence) is exercised
+    ("image", "pdq_bank"): lambda _: {
+        "index": PdqIndex(
+            PdqSnapshot.of(
+                1, [BankedHash("contract", pdq_hash(_images()[1]).hex, Category.HASH_MATCH, 31)]
+            )
+        )
+    },
     ("audio", "transcript"): {
         "text_classifiers": [TermListClassifier({Category.VIOLENCE: ["gore"]})],
     },
