@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 import redis
+from redis.asyncio import Redis as AsyncRedis
 
 from gateway.app import create_app
+from gateway.keys import ApiKeyStore, parse_roles
 from gateway.settings import Settings
 from tests.serving import serve_in_thread
 
@@ -37,6 +41,37 @@ class RunningGateway:
 
     def redis(self) -> redis.Redis:
         return redis.Redis.from_url(self.redis_url)
+
+    def http(self, key: str | None = None) -> httpx.Client:
+        """A plain HTTP client for the admin and native routes (``key=""``: no auth header)."""
+        headers = {} if key == "" else {"Authorization": f"Bearer {key or self.admin_key}"}
+        return httpx.Client(base_url=self.base_url, timeout=60, headers=headers)
+
+
+def create_keys(redis_url: str, specs: Sequence[tuple[str, str]]) -> list[str]:
+    """Create one API key per ``(tenant, comma-separated roles)``; return them in order."""
+
+    async def make() -> list[str]:
+        client = AsyncRedis.from_url(redis_url)
+        try:
+            store = ApiKeyStore(client)
+            return [
+                (await store.create(tenant=tenant, roles=parse_roles(roles)))[0]
+                for tenant, roles in specs
+            ]
+        finally:
+            await client.aclose()
+
+    return asyncio.run(make())
+
+
+def settings_with_policy(redis_url: str, data_dir: Path, policy_text: str) -> Settings:
+    """Gateway settings enforcing ``policy_text`` (written into the data dir)."""
+    policy = data_dir / "policy.yaml"
+    policy.write_text(policy_text, encoding="utf-8")
+    return Settings(
+        redis_url=redis_url, data_dir=data_dir, bootstrap_key=make_key(), policy_file=policy
+    )
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import subprocess
@@ -13,11 +12,9 @@ from dataclasses import dataclass
 import httpx
 import openai
 import pytest
-from redis.asyncio import Redis
 
-from gateway.keys import ApiKeyStore, parse_roles
 from tests.e2e.audit_helpers import count, stream_records
-from tests.e2e.conftest import RunningGateway
+from tests.e2e.conftest import RunningGateway, create_keys
 
 BLOCKED = "a nude woman on a beach"
 
@@ -30,28 +27,14 @@ class Keys:
     globex_auditor: str
 
 
-def create_keys(redis_url: str) -> Keys:
-    async def make() -> Keys:
-        client = Redis.from_url(redis_url)
-        store = ApiKeyStore(client)
-        made = [
-            (await store.create(tenant=tenant, roles=parse_roles(roles)))[0]
-            for tenant, roles in (
-                ("acme", "client"),
-                ("acme", "auditor"),
-                ("globex", "client"),
-                ("globex", "auditor"),
-            )
-        ]
-        await client.aclose()
-        return Keys(*made)
-
-    return asyncio.run(make())
-
-
 @pytest.fixture(scope="module")
 def keys(gateway: RunningGateway) -> Keys:
-    keys = create_keys(gateway.redis_url)
+    keys = Keys(
+        *create_keys(
+            gateway.redis_url,
+            [("acme", "client"), ("acme", "auditor"), ("globex", "client"), ("globex", "auditor")],
+        )
+    )
     acme = gateway.client(keys.acme_client)
     acme.moderations.create(input="a watercolour of a lighthouse")
     with pytest.raises(openai.BadRequestError):
@@ -63,11 +46,7 @@ def keys(gateway: RunningGateway) -> Keys:
 
 @pytest.fixture
 def http(gateway: RunningGateway) -> Iterator[httpx.Client]:
-    # one connection per request: a handled ApiError currently makes the server drop a kept-alive
-    # connection after answering (gateway/errors.py: frozen slotted dataclass vs starlette
-    # resetting __traceback__), reported to the lead
-    headers = {"Connection": "close"}
-    with httpx.Client(base_url=gateway.base_url, timeout=60, headers=headers) as client:
+    with gateway.http(key="") as client:
         yield client
 
 

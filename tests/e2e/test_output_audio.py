@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
 from gateway.settings import Settings
 from tests.e2e.audit_helpers import record_for, stream_records
-from tests.e2e.conftest import RunningGateway, make_key
+from tests.e2e.conftest import RunningGateway, settings_with_policy
 
 POLICY = """
 id: voices
@@ -29,18 +28,12 @@ output:
 
 @pytest.fixture(scope="module")
 def gateway_settings(clean_redis: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    data_dir: Path = tmp_path_factory.mktemp("genguard")
-    policy = data_dir / "voices.yaml"
-    policy.write_text(POLICY, encoding="utf-8")
-    return Settings(
-        redis_url=clean_redis, data_dir=data_dir, bootstrap_key=make_key(), policy_file=policy
-    )
+    return settings_with_policy(clean_redis, tmp_path_factory.mktemp("genguard"), POLICY)
 
 
 @pytest.fixture
 def http(gateway: RunningGateway) -> Iterator[httpx.Client]:
-    headers = {"Connection": "close", "Authorization": f"Bearer {gateway.admin_key}"}
-    with httpx.Client(base_url=gateway.base_url, timeout=60, headers=headers) as client:
+    with gateway.http() as client:
         yield client
 
 

@@ -3,21 +3,17 @@ rejects it through ``/admin/review/*``, the requester fetches it from ``/v1/revi
 
 from __future__ import annotations
 
-import asyncio
 import io
 import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
-from redis.asyncio import Redis
 
-from gateway.keys import ApiKeyStore, parse_roles
 from gateway.settings import Settings
 from tests.e2e.audit_helpers import record_for, stream_records
-from tests.e2e.conftest import RunningGateway, make_key
+from tests.e2e.conftest import RunningGateway, create_keys, settings_with_policy
 
 POLICY = """
 id: reviewed
@@ -42,38 +38,18 @@ class Keys:
 
 @pytest.fixture(scope="module")
 def gateway_settings(clean_redis: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    data_dir: Path = tmp_path_factory.mktemp("genguard")
-    policy = data_dir / "reviewed.yaml"
-    policy.write_text(POLICY, encoding="utf-8")
-    return Settings(
-        redis_url=clean_redis, data_dir=data_dir, bootstrap_key=make_key(), policy_file=policy
-    )
+    return settings_with_policy(clean_redis, tmp_path_factory.mktemp("genguard"), POLICY)
 
 
 @pytest.fixture(scope="module")
 def keys(gateway: RunningGateway) -> Keys:
-    async def make() -> Keys:
-        client = Redis.from_url(gateway.redis_url)
-        store = ApiKeyStore(client)
-        made = [
-            (await store.create(tenant=tenant, roles=parse_roles(roles)))[0]
-            for tenant, roles in (
-                ("acme", "client"),
-                ("acme", "reviewer"),
-                ("acme", "auditor"),
-                ("globex", "client"),
-            )
-        ]
-        await client.aclose()
-        return Keys(*made)
-
-    return asyncio.run(make())
+    specs = [("acme", "client"), ("acme", "reviewer"), ("acme", "auditor"), ("globex", "client")]
+    return Keys(*create_keys(gateway.redis_url, specs))
 
 
 @pytest.fixture
 def http(gateway: RunningGateway) -> Iterator[httpx.Client]:
-    headers = {"Connection": "close"}
-    with httpx.Client(base_url=gateway.base_url, timeout=60, headers=headers) as client:
+    with gateway.http(key="") as client:
         yield client
 
 
