@@ -1,17 +1,27 @@
 """Invisible image watermark: DWT-DCT-SVD quantisation, the scheme of invisible-watermark.
 
-The 48-bit payload (``provenance.payload``) goes into the chroma (U of YUV, BT.601) of the image:
-one Haar DWT level (computed directly: the low-pass coefficient of a 2x2 pixel square is half
-its sum, and a change of the coefficient spreads back as half of it on each pixel), the low-pass
-band cut into 4x4 blocks, and in each block the largest singular
-value is quantised (QIM, step ``scale``) to the lattice point that means 0 or 1. Block ``n``
-carries bit ``n mod 48`` in row-major order, so every bit is repeated hundreds of times and the
-decoder takes a soft majority vote. The largest singular value of a block equals that of its
-2-D DCT (the DCT is orthonormal), so this is the same mark as invisible-watermark's
-``dwtDctSvd`` with ``scales=[0, 36, 0]``; its decoder reads ours (98-100 % of the bits: it
-rounds YUV to uint8 and takes hard votes). We compute it with one batched
-power iteration on ``BᵀB`` (``eigh`` for the few blocks where it has not converged) instead of
-one Python SVD call per block: many times faster (see docs/benchmarks.md).
+The payload (``provenance.payload``: 48 bits, convolutionally coded to 162) goes into the chroma
+(U of YUV, BT.601) of the image: one Haar DWT level (computed directly: the low-pass coefficient
+of a 2x2 pixel square is half its sum, and a change of the coefficient spreads back as half of it
+on each pixel), the low-pass band cut into 4x4 blocks, and in each block the largest singular
+value is quantised (QIM, step ``SCALE``) to the lattice point that means 0 or 1. Block ``n``
+carries coded bit ``INTERLEAVER[n mod 162]`` in row-major order, so every coded bit is repeated
+tens to hundreds of times; the decoder sums the soft votes of its blocks and Viterbi-decodes the
+162 sums (``payload.decode_codeword``). The largest singular value of a block equals that of its
+2-D DCT (the DCT is orthonormal), so this is the mark of invisible-watermark's ``dwtDctSvd``
+with ``scales=[0, 36, 0]``; its decoder reads our coded bits (``wmLen=162``; it rounds YUV to
+uint8 and takes hard votes, so a few bits differ). We compute it with one batched power
+iteration on ``BᵀB`` (``eigh`` for the few blocks where it has not converged) instead of one
+Python SVD call per block: many times faster (see docs/benchmarks.md).
+
+The domain matters. invisible-watermark works on 8-bit YUV, where U is stored as ``U + 128``;
+cv2's float YUV stores ``U + 0.5``. We add the difference (``U_OFFSET`` = 127.5) before the DWT,
+as the reference does implicitly. Then every 4x4 block of the low band carries a large constant
+(255 per coefficient), its top singular vectors are close to the block mean, and the QIM mostly
+moves the chroma mean of the 8x8 pixel area: JPEG keeps that (it is the chroma DC), where the
+offset-free version moved blocks along their own noisy singular vectors, a high-frequency chroma
+pattern that JPEG's subsampling and quantisation erased in flat or dark images (Hubble deep
+field, JPEG q75: 3 of 3 ids lost before; docs/benchmarks.md).
 
 Robust to JPEG down to q≈50, WebP, PNG re-encoding and metadata stripping; a resize survives
 only if the image is resized back to its original size before decoding (the verifier does that
@@ -28,13 +38,21 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
-from provenance.payload import PAYLOAD_BITS, Bits, decode_payload, encode_payload
+from provenance.payload import (
+    CODED_BITS,
+    INTERLEAVER,
+    PAYLOAD_BITS,
+    Bits,
+    decode_codeword,
+    encode_codeword,
+)
 
 __all__ = ["MIN_IMAGE_SIDE", "ImageWatermarkReading", "embed_image_watermark", "read_image_bits"]
 
 MIN_IMAGE_SIDE = 256
 SCALE = 36.0
 BLOCK = 4
+U_OFFSET = 127.5  # cv2's 8-bit YUV stores U + 128, its float YUV U + 0.5: work as the 8-bit
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -47,13 +65,15 @@ _U_TO_RGB = (
 
 @dataclass(frozen=True, slots=True)
 class ImageWatermarkReading:
-    """What the decoder saw at one size: the id (``None`` if the CRC failed) and the mean
-    absolute soft vote per bit in [0, 1] (1 = every block agrees)."""
+    """What the decoder saw at one size: the id (``None`` if the CRC failed), the 48 decoded
+    payload bits, the hard decisions on the 162 coded bits before Viterbi (``coded_bits``) and
+    the mean absolute soft vote per coded bit in [0, 1] (1 = every block agrees)."""
 
     watermark_id: int | None
     bits: Bits
     confidence: float
     size: tuple[int, int]
+    coded_bits: Bits
 
 
 def can_carry(width: int, height: int) -> bool:
@@ -110,20 +130,25 @@ def _top_eigenpair(gram: FloatArray, squarings: int = 5) -> tuple[FloatArray, Fl
     return value, vector
 
 
+def _carriers(count: int) -> npt.NDArray[np.intp]:
+    """The coded bit that each of ``count`` blocks carries."""
+    return INTERLEAVER[np.arange(count) % CODED_BITS]
+
+
 def embed_image_watermark(image: Image.Image, watermark_id: int) -> Image.Image:
     """``image`` (RGB) carrying ``watermark_id``. ``ValueError`` if it is under 256 px a side."""
     if not can_carry(image.width, image.height):
         raise ValueError(f"a {image.width}x{image.height} image is too small to carry a watermark")
-    bits = encode_payload(watermark_id).astype(np.float64)
+    coded = encode_codeword(watermark_id).astype(np.float64)
     rgb = np.array(image.convert("RGB"), dtype=np.float32)
     height, width = (rgb.shape[0] // 4) * 4, (rgb.shape[1] // 4) * 4
     chroma = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV)[:height, :width, 1].astype(np.float64)
-    low = _haar_low(chroma)
+    low = _haar_low(chroma + U_OFFSET)
     blocks, rows, cols = _blocks(low)
     value, right = _top_eigenpair(np.einsum("nji,njk->nik", blocks, blocks))  # v0
     largest = np.sqrt(np.maximum(value, 0.0))
     left = np.einsum("nij,nj->ni", blocks, right) / np.maximum(largest, 1e-9)[:, None]  # u0
-    wanted = bits[np.arange(len(blocks)) % PAYLOAD_BITS]
+    wanted = coded[_carriers(len(blocks))]
     target = (np.floor(largest / SCALE) + 0.25 + 0.5 * wanted) * SCALE
     change = (target - largest)[:, None, None] * (left[:, :, None] * right[:, None, :])
     low_change = np.zeros_like(low)
@@ -146,18 +171,19 @@ def read_image_bits(
     if size is not None and image.size != size:
         image = image.convert("RGB").resize(size, Image.Resampling.BICUBIC)
     if not can_carry(image.width, image.height):
-        return ImageWatermarkReading(None, np.zeros(PAYLOAD_BITS, np.uint8), 0.0, image.size)
+        nothing = np.zeros(PAYLOAD_BITS, np.uint8)
+        return ImageWatermarkReading(None, nothing, 0.0, image.size, np.zeros(CODED_BITS, np.uint8))
     yuv, height, width = _chroma(image)
-    blocks, _, _ = _blocks(_haar_low(yuv[:height, :width, 1].astype(np.float64)))
+    blocks, _, _ = _blocks(_haar_low(yuv[:height, :width, 1].astype(np.float64) + U_OFFSET))
     gram = np.einsum("nji,njk->nik", blocks, blocks)
     largest = np.sqrt(np.maximum(np.linalg.eigvalsh(gram)[:, -1], 0.0))
     # +1 at the lattice point for bit 1 (0.75 of a step), -1 at the point for bit 0 (0.25)
     votes = -np.sin(2 * np.pi * (largest / SCALE))
-    index = np.arange(len(votes)) % PAYLOAD_BITS
-    sums = np.bincount(index, weights=votes, minlength=PAYLOAD_BITS)
-    counts = np.bincount(index, minlength=PAYLOAD_BITS)
+    index = _carriers(len(votes))
+    sums = np.bincount(index, weights=votes, minlength=CODED_BITS).astype(np.float64)
+    counts = np.bincount(index, minlength=CODED_BITS)
+    watermark_id, bits, _ = decode_codeword(sums)
     soft = sums / np.maximum(counts, 1)
-    bits = (soft > 0).astype(np.uint8)
     return ImageWatermarkReading(
-        decode_payload(bits), bits, float(np.mean(np.abs(soft))), image.size
+        watermark_id, bits, float(np.mean(np.abs(soft))), image.size, (soft > 0).astype(np.uint8)
     )

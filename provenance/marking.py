@@ -39,8 +39,11 @@ __all__ = [
     "detect_watermark",
 ]
 
-IMAGE_WATERMARK_ALG = "org.genguard.watermark.dwtdctsvd-crc16.v1"
-AUDIO_WATERMARK_ALG = "org.genguard.watermark.audio-ss-crc16.v1"
+# v2: the payload (id + CRC-16) is convolutionally coded (K=7, rate 1/3, 162 bits) and soft
+# Viterbi-decoded; the image mark works in 8-bit YUV's U domain. v1 marks (48 repeated bits)
+# are not read any more.
+IMAGE_WATERMARK_ALG = "org.genguard.watermark.dwtdctsvd-cc-crc16.v2"
+AUDIO_WATERMARK_ALG = "org.genguard.watermark.audio-ss-cc-crc16.v2"
 _IMAGE_FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP"}
 _MAX_PIXELS = 8192 * 8192
 

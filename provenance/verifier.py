@@ -114,7 +114,10 @@ def _report_json(report: VerificationReport) -> dict[str, Any]:
         "trusted": report.trusted,
         "failure_codes": list(report.failure_codes),
         "informational_codes": list(report.informational_codes),
+        "success_codes": list(report.success_codes),
         "ingredient_failure_codes": list(report.ingredient_failure_codes),
+        "ingredient_informational_codes": list(report.ingredient_informational_codes),
+        "ingredient_recorded_codes": list(report.ingredient_recorded_codes),
         "active_manifest_id": report.active_manifest_id,
         "claim_generator": report.claim_generator,
         "signer": {

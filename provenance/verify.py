@@ -31,20 +31,33 @@ __all__ = ["VerificationReport", "read_manifest"]
 
 JsonObject = dict[str, Any]
 
+ALGORITHM_UNSUPPORTED = "algorithm.unsupported"
+
 _ACTIONS_LABEL = re.compile(r"^c2pa\.actions(\.v2)?(__\d+)?$")
 # c2pa-rs refuses a remote manifest it may not fetch with "Remote: must fetch remote manifests
 # from url <url>"; tests/provenance covers this wording.
 _REMOTE_URL = re.compile(r"^Remote: .*\burl (\S+)")
+# c2pa-rs logs ``algorithm.unsupported`` for a claim or hash whose algorithm is missing or
+# unknown, then gives up on the store (its own test_no_alg checks the status); the C API only
+# passes the error on, as "Other: unknown algorithm".
+_UNKNOWN_ALGORITHM = re.compile(r"^Other: unknown algorithm$")
 
 
 @dataclass(frozen=True, slots=True)
 class VerificationReport:
     """What an asset's C2PA manifest store says, and whether it validates.
 
-    ``failure_codes`` and ``informational_codes`` belong to the active manifest;
-    ``ingredient_failure_codes`` to the manifests of its ingredients. ``actions`` are the
-    active manifest's ``c2pa.actions`` entries; ``genguard`` is its ``org.genguard.decision``
-    assertion, if any. ``raw`` is c2pa's JSON manifest store, unchanged.
+    ``success_codes``, ``failure_codes`` and ``informational_codes`` belong to the active
+    manifest (e.g. ``signingCredential.ocsp.notRevoked`` is a success code). The ingredients'
+    status comes in three parts, because C2PA 2.x validators report only what differs from what
+    the signer recorded: ``ingredient_failure_codes`` and ``ingredient_informational_codes`` are
+    c2pa's ``ingredientDeltas`` (found now, in any ingredient manifest), and
+    ``ingredient_recorded_codes`` are the statuses that signers recorded in the ingredient
+    assertions of every manifest in the store when they imported that ingredient (for example
+    ``claimSignature.mismatch`` of an ingredient whose signature was already broken then). Their
+    union is the ingredients' full status. ``actions`` are the active manifest's
+    ``c2pa.actions`` entries; ``genguard`` is its ``org.genguard.decision`` assertion, if any.
+    ``raw`` is c2pa's JSON manifest store, unchanged.
     """
 
     has_manifest: bool
@@ -52,6 +65,9 @@ class VerificationReport:
     failure_codes: tuple[str, ...] = ()
     informational_codes: tuple[str, ...] = ()
     ingredient_failure_codes: tuple[str, ...] = ()
+    success_codes: tuple[str, ...] = ()
+    ingredient_informational_codes: tuple[str, ...] = ()
+    ingredient_recorded_codes: tuple[str, ...] = ()
     active_manifest_id: str | None = None
     claim_generator: str | None = None
     actions: tuple[JsonObject, ...] = ()
@@ -108,6 +124,12 @@ def read_manifest(
         remote = _REMOTE_URL.match(str(exc))
         if remote is not None:
             return VerificationReport(has_manifest=False, remote_manifest_url=remote.group(1))
+        if _UNKNOWN_ALGORITHM.match(str(exc)):
+            return VerificationReport(
+                has_manifest=True,
+                validation_state="Invalid",
+                failure_codes=(ALGORITHM_UNSUPPORTED,),
+            )
         raise ManifestReadError(
             f"cannot read the C2PA manifest of this {canonical} asset: {exc}"
         ) from exc
@@ -143,6 +165,13 @@ def _claim_generator(manifest: JsonObject) -> str | None:
     return f"{name}/{version}" if isinstance(version, str) else name
 
 
+def _recorded_codes(ingredient: JsonObject) -> tuple[str, ...]:
+    """The statuses recorded in an ingredient assertion: ``validation_status`` (v1/v2) or the
+    failures of ``validation_results.activeManifest`` (v3)."""
+    results = _object(_object(ingredient.get("validation_results")).get("activeManifest"))
+    return _codes(ingredient.get("validation_status")) + _codes(results.get("failure"))
+
+
 def _report(store: JsonObject) -> VerificationReport:
     manifests = _object(store.get("manifests"))
     active_id = store.get("active_manifest")
@@ -153,10 +182,14 @@ def _report(store: JsonObject) -> VerificationReport:
         failures = _codes(active_results.get("failure"))
     else:  # older stores carry only the flat validation_status list
         failures = _codes(store.get("validation_status"))
-    ingredient_failures = tuple(
+    deltas = [
+        _object(_object(d).get("validationDeltas")) for d in results.get("ingredientDeltas") or []
+    ]
+    recorded = tuple(
         code
-        for delta in results.get("ingredientDeltas") or []
-        for code in _codes(_object(_object(delta).get("validationDeltas")).get("failure"))
+        for manifest in manifests.values()
+        for ingredient in _object(manifest).get("ingredients") or []
+        for code in _recorded_codes(_object(ingredient))
     )
     assertions = [_object(a) for a in active.get("assertions") or []]
     actions = tuple(
@@ -175,7 +208,12 @@ def _report(store: JsonObject) -> VerificationReport:
         validation_state=_text(store.get("validation_state")),
         failure_codes=failures,
         informational_codes=_codes(active_results.get("informational")),
-        ingredient_failure_codes=ingredient_failures,
+        ingredient_failure_codes=tuple(c for d in deltas for c in _codes(d.get("failure"))),
+        success_codes=_codes(active_results.get("success")),
+        ingredient_informational_codes=tuple(
+            c for d in deltas for c in _codes(d.get("informational"))
+        ),
+        ingredient_recorded_codes=recorded,
         active_manifest_id=_text(active_id),
         claim_generator=_claim_generator(active),
         actions=actions,

@@ -14,8 +14,12 @@ from pathlib import Path
 import httpx
 from PIL import Image
 
+from generators.base import Artifact, Modality
+from provenance import ManifestSpec, ensure_dev_credentials
+from provenance.signer import C2paSigner
 from tests.e2e.audit_helpers import record_for
 from tests.e2e.conftest import RunningGateway
+from tests.provenance.test_provenance_tamper import MAKERS, flip_media_byte, swap_manifest
 
 PROMPT = "a lighthouse on a cliff at dawn, watercolour"
 
@@ -104,3 +108,42 @@ def test_cli_verifies_a_file(gateway: RunningGateway, tmp_path: Path) -> None:
     report = json.loads(done.stdout)
     assert report["c2pa"]["validation_state"] == "Trusted"
     assert report["watermark"]["registered"] is True
+
+
+def test_tampered_uploads_get_a_status_never_a_500(gateway: RunningGateway, tmp_path: Path) -> None:
+    signer = C2paSigner(ensure_dev_credentials(tmp_path / "ca"))
+    spec = ManifestSpec("offline-demo", "demo", "dec-tamper", "default", "rev-1")
+    for mime_type, make in MAKERS.items():
+        audio = mime_type.startswith("audio/")
+        first, second = (
+            signer.sign(
+                Artifact(
+                    make(seed),
+                    mime_type,
+                    Modality.AUDIO if audio else Modality.IMAGE,
+                    "offline-demo",
+                    "demo",
+                    None if audio else 300,
+                    None if audio else 300,
+                    2.0 if audio else None,
+                    None,
+                ),
+                spec,
+            ).data
+            for seed in (1, 2)
+        )
+        for tampered in (
+            flip_media_byte(first, mime_type),
+            swap_manifest(first, second, mime_type),
+        ):
+            response = _verify(gateway, tampered)
+            assert response.status_code == 200, (mime_type, response.text)
+            assert response.json()["c2pa"]["validation_state"] == "Invalid"
+            assert "assertion.dataHash.mismatch" in response.json()["c2pa"]["failure_codes"]
+        truncated = _verify(gateway, first[: len(first) // 2])
+        if mime_type == "image/jpeg":  # the manifest survives at the front; the hash does not
+            assert truncated.status_code == 200, truncated.text
+            assert truncated.json()["c2pa"]["validation_state"] == "Invalid"
+        else:
+            assert truncated.status_code == 422, (mime_type, truncated.text)
+            assert truncated.json()["error"]["param"] == "file"

@@ -1,4 +1,5 @@
-"""Watermarks: payload, image (DWT-DCT-SVD) and audio (spread spectrum), on real decoded media."""
+"""Watermarks: payload code, image (DWT-DCT-SVD) and audio (spread spectrum), on real decoded
+media."""
 
 from __future__ import annotations
 
@@ -12,7 +13,15 @@ from PIL import Image
 
 from provenance.audio_watermark import embed_audio_watermark, read_audio_bits, resample
 from provenance.image_watermark import embed_image_watermark, read_image_bits
-from provenance.payload import decode_payload, encode_payload, format_watermark_id
+from provenance.payload import (
+    CODED_BITS,
+    INTERLEAVER,
+    decode_codeword,
+    decode_payload,
+    encode_codeword,
+    encode_payload,
+    format_watermark_id,
+)
 
 WATERMARK_ID = 0x5EC0DE42
 KEY = b"test-audio-watermark-key"
@@ -37,6 +46,17 @@ def speech_like(seconds: float = 4.0, rate: int = 22_050, seed: int = 5) -> np.n
     return 0.25 * voiced * envelope + 0.01 * rng.normal(size=t.size)
 
 
+def dark_image(size: int = 512, seed: int = 4) -> Image.Image:
+    """A night sky: near-black, almost no chroma, a few bright specks (like the Hubble deep
+    field, where marks along the blocks' own singular vectors did not survive JPEG)."""
+    rng = np.random.default_rng(seed)
+    grey = np.clip(rng.normal(14, 5, (size, size)), 0, 255)
+    specks = rng.random((size, size)) < 0.002
+    grey[specks] = 220
+    rgb = np.stack([grey, grey * 1.03, grey * 0.98], -1) + rng.normal(0, 1.5, (size, size, 3))
+    return Image.fromarray(np.clip(rgb, 0, 255).astype(np.uint8), "RGB")
+
+
 def _jpeg(image: Image.Image, quality: int) -> Image.Image:
     buffer = io.BytesIO()
     image.save(buffer, "JPEG", quality=quality)
@@ -55,6 +75,25 @@ def test_payload_round_trip_and_rejects_noise() -> None:
     assert format_watermark_id(WATERMARK_ID) == "5ec0de42"
 
 
+def test_codeword_corrects_errors_and_rejects_noise() -> None:
+    rng = np.random.default_rng(11)
+    coded = encode_codeword(WATERMARK_ID)
+    assert coded.shape == (CODED_BITS,)
+    assert sorted(INTERLEAVER.tolist()) == list(range(CODED_BITS))
+    signs = coded * 2.0 - 1.0
+    assert decode_codeword(signs)[0] == WATERMARK_ID
+    # 12 % of the coded bits wrong (hard), then Gaussian noise at a symbol SNR of 0 dB: the
+    # soft-decision Viterbi decoder still finds the payload
+    flipped = signs.copy()
+    flipped[rng.choice(CODED_BITS, CODED_BITS * 12 // 100, replace=False)] *= -1
+    assert decode_codeword(flipped)[0] == WATERMARK_ID
+    assert decode_codeword(signs + rng.normal(0, 1.0, CODED_BITS))[0] == WATERMARK_ID
+    # pure noise: no CRC-valid id, and a path agreement far below a clean mark's 1.0
+    readings = [decode_codeword(rng.normal(size=CODED_BITS)) for _ in range(50)]
+    assert all(watermark_id is None for watermark_id, _, _ in readings)
+    assert max(agreement for _, _, agreement in readings) < 0.75
+
+
 def test_image_mark_survives_jpeg_and_a_resize_back() -> None:
     original = textured_image()
     marked = embed_image_watermark(original, WATERMARK_ID)
@@ -66,6 +105,15 @@ def test_image_mark_survives_jpeg_and_a_resize_back() -> None:
     half = marked.resize((256, 256), Image.Resampling.BICUBIC)
     assert read_image_bits(half, (512, 512)).watermark_id == WATERMARK_ID
     assert read_image_bits(original).watermark_id is None
+
+
+def test_image_mark_survives_jpeg_on_a_dark_flat_image() -> None:
+    original = dark_image()
+    marked = embed_image_watermark(original, WATERMARK_ID)
+    difference = np.asarray(marked, float) - np.asarray(original, float)
+    assert 10 * np.log10(255**2 / np.mean(difference**2)) > 38
+    assert read_image_bits(_jpeg(marked, 75)).watermark_id == WATERMARK_ID
+    assert read_image_bits(_jpeg(original, 75)).watermark_id is None
 
 
 def test_small_images_cannot_carry_a_mark() -> None:
@@ -97,10 +145,14 @@ def test_invisible_watermark_reads_our_image_mark() -> None:
         pytest.skip("invisible-watermark (scripts/bootstrap installs it) is not installed")
     marked = embed_image_watermark(textured_image(), WATERMARK_ID)
     bgr = np.ascontiguousarray(np.asarray(marked)[:, :, ::-1])
-    bits = reference.EmbedDwtDctSvd([], wmLen=48).decode(bgr)
+    # block n carries its reference bit n mod 162, which is our coded bit INTERLEAVER[n mod 162]
+    bits = np.asarray(reference.EmbedDwtDctSvd([], wmLen=CODED_BITS).decode(bgr), np.uint8)
     # its decoder rounds YUV to uint8 and takes hard votes: a bit may flip on a noisy image
-    agreement = np.mean(np.asarray(bits, dtype=np.uint8) == encode_payload(WATERMARK_ID))
+    agreement = np.mean(bits == encode_codeword(WATERMARK_ID)[INTERLEAVER])
     assert agreement >= 0.95
+    assert decode_codeword(np.zeros(CODED_BITS) + (2.0 * bits - 1)[np.argsort(INTERLEAVER)])[0] == (
+        WATERMARK_ID
+    )
 
 
 def test_audio_mark_survives_resampling_and_gain_and_needs_the_key() -> None:
