@@ -60,6 +60,12 @@ def main() -> int:
         "policy thresholds may be chosen on; all: every row",
     )
     parser.add_argument("--robustness-sample", type=int, default=300)
+    parser.add_argument(
+        "--head-figures",
+        action="store_true",
+        help="also print the prompt head's own figures (its thresholds, nothing else of the "
+        "policy) for classifiers/models/PROMPT_HEAD.md",
+    )
     args = parser.parse_args()
     if not EVAL.is_dir():
         print(f"no evaluation data at {EVAL}", file=sys.stderr)
@@ -77,6 +83,9 @@ def main() -> int:
             flush=True,
         )
         reports.append(report)
+
+    if args.head_figures:
+        print("\n".join(head_figures(sets, backends)), flush=True)
 
     # Obfuscated twins of the unsafe prompts that the clean text already blocks or not.
     robustness: list[tuple[str, str, float, float]] = []
@@ -122,6 +131,45 @@ def main() -> int:
     return 0
 
 
+def head_figures(sets: dict[str, list[LabelledPrompt]], backends: ClassifierBackends) -> list[str]:
+    """The prompt head alone at its own per-category thresholds: a markdown table."""
+    from classifiers.text.head import PromptHeadClassifier
+    from gateway.evaluation import roc_auc
+
+    head = backends.text("prompt_head", parse_policy(default_policy_text()))
+    assert isinstance(head, PromptHeadClassifier)
+    thresholds = head.thresholds
+    lines = [
+        "| held-out half | positives | recall | negatives | false-positive rate | ROC-AUC |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, prompts in sets.items():
+        risks = []
+        for start in range(0, len(prompts), 256):
+            for scores in head.classify([p.text for p in prompts[start : start + 256]]):
+                risks.append(max(scores.scores[c] / t for c, t in thresholds.items()))
+        labels = [p.positive for p in prompts]
+        hit = [r >= 1.0 for r in risks]
+        positives, negatives = sum(labels), len(labels) - sum(labels)
+        recall = (
+            sum(h and y for h, y in zip(hit, labels, strict=True)) / positives
+            if positives
+            else None
+        )
+        fpr = (
+            sum(h and not y for h, y in zip(hit, labels, strict=True)) / negatives
+            if negatives
+            else None
+        )
+        auc = roc_auc(risks, labels)
+        lines.append(
+            f"| {name} | {positives} | {'n/a' if recall is None else f'{recall * 100:.1f} %'} | "
+            f"{negatives} | {'n/a' if fpr is None else f'{fpr * 100:.1f} %'} | "
+            f"{'n/a' if auc is None else f'{auc:.3f}'} |"
+        )
+    return lines
+
+
 def render(
     revision: str,
     split: str,
@@ -135,8 +183,10 @@ def render(
         "## Prompt safety (issue #3)",
         "",
         f"Default policy `{revision}` (term lists + patterns, MiniLM semantic concepts at "
-        "similarity 0.7, the trained prompt head at 0.85, alt-profanity-check flag-only), "
-        "2-core CPU. "
+        "similarity 0.7, the trained prompt head — n-gram logistic regression plus a token "
+        "convolution over MiniLM — at its per-category thresholds chosen by cross-validation "
+        "on the train halves, alt-profanity-check flag-only), 2-core x86_64 CPU shared with "
+        "other work. "
         "Produced by `.venv/bin/python bench/prompt_eval.py`"
         + (
             " on the **held-out halves** (the prompt head trained on the other halves; "

