@@ -1,9 +1,12 @@
 """Audio output classifiers: WER of each recogniser on LJSpeech, and protected-voice separation.
 
-    .venv/bin/python bench/output_audio.py [--eval ../shared/eval/media/audio]
+    .venv/bin/python bench/output_audio.py [--eval ../shared/eval/media/audio] [--whisper DIR]
 
-WER: word error rate of pocketsphinx on the 8 LJSpeech WAV clips (and JFK), against
-``transcripts.tsv`` (lower-cased, punctuation removed). Voices: Resemblyzer cosine similarity of
+WER: word error rate of each recogniser on the 8 LJSpeech WAV clips (and JFK), against
+``transcripts.tsv`` (lower-cased, punctuation removed), and on espeak speech of two sentences in
+the 11 voices. pocketsphinx always; with ``--whisper DIR`` also a local Whisper model (a
+CTranslate2 conversion for faster-whisper, detected by its ``model.bin``, or a transformers
+checkpoint; ``--whisper-runtime`` forces one). Voices: Resemblyzer cosine similarity of
 same-speaker pairs (LJSpeech clip vs LJSpeech clip) and different-speaker pairs (LJSpeech vs
 JFK, LJSpeech vs espeak voices, espeak voice vs another espeak voice).
 """
@@ -20,7 +23,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from classifiers.audio.recognizer import PocketSphinxRecognizer
+from classifiers.audio.recognizer import PocketSphinxRecognizer, SpeechRecognizer
+from classifiers.audio.recognizers import build_recognizer
 from classifiers.audio.voices import shared_voice_encoder
 from classifiers.base import AudioClip
 from generators.espeak_engine import EspeakEngine
@@ -50,9 +54,67 @@ def load(path: Path) -> AudioClip:
     return AudioClip(data.mean(axis=1).astype(np.float32), int(rate))
 
 
+def whisper_recognizer(path: Path, runtime: str) -> SpeechRecognizer:
+    if runtime == "auto":
+        runtime = "faster_whisper" if (path / "model.bin").is_file() else "transformers_whisper"
+    return build_recognizer(runtime, path, threads=1)
+
+
+def espeak_clips() -> dict[str, list[AudioClip]]:
+    engine = EspeakEngine()
+    return {
+        openai_voice: [
+            AudioClip(
+                engine.synthesize(s, voice=espeak_voice, rate=175).astype(np.float32) / 32768,
+                engine.sample_rate,
+            )
+            for s in SENTENCES
+        ]
+        for openai_voice, espeak_voice in VOICES.items()
+    }
+
+
+def measure_wer(
+    recognizer: SpeechRecognizer,
+    clips: dict[str, tuple[AudioClip, str]],
+    espeak: dict[str, list[AudioClip]],
+) -> None:
+    print(f"## WER ({recognizer.name})")
+    errors, total, seconds, audio_s = 0.0, 0, 0.0, 0.0
+    for name, (clip, reference) in clips.items():
+        started = time.perf_counter()
+        hypothesis = recognizer.transcribe(clip)
+        seconds += time.perf_counter() - started
+        audio_s += clip.duration_s
+        ref = words(reference)
+        rate = wer(ref, words(hypothesis))
+        if name.startswith("ljspeech"):
+            errors, total = errors + rate * len(ref), total + len(ref)
+        print(f"{name}\tWER {rate:.2f}\t{hypothesis!r}")
+    print(
+        f"LJSpeech corpus WER {errors / total:.3f} over {total} words; "
+        f"decode {seconds:.2f}s for {audio_s:.1f}s of LJSpeech + JFK audio"
+    )
+    asr_errors = []
+    for items in espeak.values():
+        for item, sentence in zip(items, SENTENCES, strict=True):
+            asr_errors.append(wer(words(sentence), words(recognizer.transcribe(item))))
+    print(
+        f"espeak voices ({len(asr_errors)} clips): {recognizer.name} WER mean "
+        f"{statistics.mean(asr_errors):.2f}, min {min(asr_errors):.2f}, max {max(asr_errors):.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--eval", type=Path, default=Path("../shared/eval/media/audio"))
+    parser.add_argument("--whisper", type=Path, help="a local Whisper model directory")
+    parser.add_argument(
+        "--whisper-runtime",
+        choices=("auto", "faster_whisper", "transformers_whisper"),
+        default="auto",
+    )
+    parser.add_argument("--skip-voices", action="store_true", help="WER only")
     args = parser.parse_args()
     rows = [
         line.split("\t")
@@ -61,47 +123,19 @@ def main() -> None:
     ]
     clips = {r[0]: (load(args.eval / r[0]), r[4]) for r in rows if not r[0].endswith(".flac")}
     clips["whisper_jfk/jfk.flac"] = (load(args.eval / "whisper_jfk/jfk.flac"), rows[-1][4])
+    espeak = espeak_clips()
+    recognizers: list[SpeechRecognizer] = [PocketSphinxRecognizer()]
+    if args.whisper is not None:
+        recognizers.append(whisper_recognizer(args.whisper, args.whisper_runtime))
+    for recognizer in recognizers:
+        measure_wer(recognizer, clips, espeak)
+    if not args.skip_voices:
+        voice_separation(clips, espeak)
 
-    recognizer = PocketSphinxRecognizer()
-    print("## WER (pocketsphinx 5.1.1, en-US model from the wheel)")
-    errors, total, seconds, audio_s = 0.0, 0, 0.0, 0.0
-    for name, (clip, reference) in clips.items():
-        started = time.perf_counter()
-        hypothesis = recognizer.transcribe(clip)
-        seconds += time.perf_counter() - started
-        ref = words(reference)
-        rate = wer(ref, words(hypothesis))
-        if name.startswith("ljspeech"):
-            errors, total, audio_s = (
-                errors + rate * len(ref),
-                total + len(ref),
-                audio_s + clip.duration_s,
-            )
-        print(f"{name}\tWER {rate:.2f}\t{hypothesis!r}")
-    print(
-        f"LJSpeech corpus WER {errors / total:.3f} over {total} words; "
-        f"decode {seconds:.2f}s for {audio_s:.1f}s of LJSpeech + JFK audio"
-    )
 
-    engine = EspeakEngine()
-    espeak: dict[str, list[AudioClip]] = {}
-    for openai_voice, espeak_voice in VOICES.items():
-        espeak[openai_voice] = [
-            AudioClip(
-                engine.synthesize(s, voice=espeak_voice, rate=175).astype(np.float32) / 32768,
-                engine.sample_rate,
-            )
-            for s in SENTENCES
-        ]
-    asr_errors = []
-    for items in espeak.values():
-        for item, sentence in zip(items, SENTENCES, strict=True):
-            asr_errors.append(wer(words(sentence), words(recognizer.transcribe(item))))
-    print(
-        f"espeak voices ({len(asr_errors)} clips): pocketsphinx WER mean "
-        f"{statistics.mean(asr_errors):.2f}, min {min(asr_errors):.2f}, max {max(asr_errors):.2f}"
-    )
-
+def voice_separation(
+    clips: dict[str, tuple[AudioClip, str]], espeak: dict[str, list[AudioClip]]
+) -> None:
     encoder = shared_voice_encoder()
     lj = [encoder.embed(c) for n, (c, _) in clips.items() if n.startswith("ljspeech")]
     lj_e = [e for e in lj if e is not None]

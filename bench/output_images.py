@@ -4,9 +4,11 @@
 
 Latency is what the pipeline does per generated image in the default policy's output stage:
 decode the PNG, run NudeNet (320n, one thread), apply the rules; plus the ``blur`` action on one
-region (pixelate) and re-encode, for a policy that blurs. False positives: the default image
-rules on the skimage photos in ../shared/eval/media/images/ and on 200 procedural images.
-Prints Markdown for docs/benchmarks.md.
+region (pixelate) and re-encode, for a policy that blurs; plus NudeNet's resize to its input
+(direct antialiased bilinear vs reduce-first, the one it uses). False positives: the default
+image rules on the skimage photos in ../shared/eval/media/images/ and on 200 procedural images
+(these prompts and seeds are not in bench/nudenet_calibration.py's calibration set), with and
+without NudeNet's context rule. Prints Markdown for docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from classifiers.image.nudenet import NudeNetClassifier
+from classifiers.image.nudenet import EXPOSED_LABELS, NudeNetClassifier
 from classifiers.image.redaction import Redaction, encode_image, redact_regions
 from classifiers.taxonomy import Category
 from gateway.media import decode_image
@@ -74,6 +76,8 @@ def main() -> None:
     blobs = [png(photo), *asyncio.run(procedural(4, 1024))]
     stage: list[float] = []
     blur: list[float] = []
+    direct: list[float] = []
+    reduced: list[float] = []
     for run in range(args.runs):
         blob = blobs[run % len(blobs)]
         started = time.perf_counter()
@@ -84,30 +88,49 @@ def main() -> None:
         started = time.perf_counter()
         encode_image(redact_regions(image, [(346, 164, 202, 194)], Redaction()), "image/png")
         blur.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        image.resize((320, 320), Image.Resampling.BILINEAR)
+        direct.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        image.resize((320, 320), Image.Resampling.BILINEAR, reducing_gap=1.5)
+        reduced.append((time.perf_counter() - started) * 1000)
     print(f"Machine: {platform.machine()}, {platform.python_version()}; runs {args.runs}\n")
     print("| per 1024x1024 image | p50 | p90 |\n|---|---|---|")
-    print(
-        f"| default image stage (PNG decode + NudeNet + rules) | "
-        f"{statistics.median(stage):.1f} ms | {percentile(stage, 90):.1f} ms |"
-    )
-    print(
-        f"| blur action (pixelate one region + PNG re-encode) | "
-        f"{statistics.median(blur):.1f} ms | {percentile(blur, 90):.1f} ms |"
-    )
+    for label, values in (
+        ("default image stage (PNG decode + NudeNet + rules)", stage),
+        ("blur action (pixelate one region + PNG re-encode)", blur),
+        ("NudeNet input resize, direct antialiased bilinear", direct),
+        ("NudeNet input resize, reduce 2x first (used)", reduced),
+    ):
+        print(f"| {label} | {statistics.median(values):.1f} ms | {percentile(values, 90):.1f} ms |")
     benign: dict[str, Image.Image] = {p.name: Image.open(p) for p in sorted(PHOTOS.glob("*.*g"))}
     for index, blob in enumerate(asyncio.run(procedural(args.benign, 512))):
         benign[f"procedural-{index}"] = decode_image(blob)
-    blocks = 0
-    worst = {Category.NUDITY: ("", 0.0), Category.SEXUAL: ("", 0.0)}
-    for name, image in benign.items():
-        scores = model.classify([image])
-        blocks += decide("output", section, scores).blocked
-        for category in worst:
-            if scores[0].get(category) > worst[category][1]:
-                worst[category] = (name, scores[0].get(category))
-    print(f"\nbenign images: {len(benign)}; blocked by the default image rules: {blocks}")
-    for category, (name, value) in worst.items():
-        print(f"- max {category.value} score: {value:.3f} ({name or 'none above 0'})")
+    for label, classifier in (
+        ("default (context rule on)", model),
+        ("context rule off", model.configured({}, needs_context=())),
+    ):
+        blocks: list[str] = []
+        worst = {Category.NUDITY: ("", 0.0), Category.SEXUAL: ("", 0.0)}
+        for name, image in benign.items():
+            scores = classifier.classify([image])
+            if decide("output", section, scores).blocked:
+                blocks.append(name)
+            for category in worst:
+                if scores[0].get(category) > worst[category][1]:
+                    worst[category] = (name, scores[0].get(category))
+        print(f"\n{label}: {len(benign)} benign images, blocked by the default rules: {blocks}")
+        for category, (name, value) in worst.items():
+            print(f"- max {category.value} score: {value:.3f} ({name or 'none above 0'})")
+    detected = [
+        (d.score, d.label, name)
+        for name, image in benign.items()
+        for d in model.detect([image])[0]
+        if d.label in EXPOSED_LABELS
+    ]
+    if detected:
+        score, label, name = max(detected)
+        print(f"- highest exposed-label detection: {label} {score:.3f} ({name})")
 
 
 if __name__ == "__main__":

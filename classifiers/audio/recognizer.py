@@ -1,9 +1,11 @@
-"""Speech recognisers: an ``AudioClip`` in, its words out (``pocketsphinx``; model in the wheel).
+"""Speech recognisers: an ``AudioClip`` in, its words out.
 
-pocketsphinx's en-US model ships inside its wheel, so it works offline; it is poor on synthetic
-speech (see docs/benchmarks.md for the word error rate measured on LJSpeech). A recogniser is
-CPU-bound and called from the worker pool; one decoder is loaded per instance and guarded by a
-lock (pocketsphinx decoders are not thread-safe).
+``PocketSphinxRecognizer`` needs nothing but its wheel (the en-US model ships inside it), so it
+works offline, but it is poor on synthetic speech (docs/benchmarks.md has the word error rates).
+Whisper recognisers that load a local model directory are in ``classifiers.audio.whisper``;
+``classifiers.audio.recognizers`` picks one by name. A recogniser is CPU-bound and called from
+the worker pool; each holds one loaded model behind a lock (pocketsphinx decoders are not
+thread-safe).
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import threading
 from typing import ClassVar, Protocol
 
 import numpy as np
+from numpy.typing import NDArray
 from scipy.signal import resample_poly
 
 from classifiers.base import AudioClip, ClassifierError, ClassifierUnavailable
 
-__all__ = ["PocketSphinxRecognizer", "SpeechRecognizer", "to_pcm16"]
+__all__ = ["RECOGNIZER_RATE", "PocketSphinxRecognizer", "SpeechRecognizer", "to_16k", "to_pcm16"]
 
 RECOGNIZER_RATE = 16_000
 
@@ -25,18 +28,23 @@ class SpeechRecognizer(Protocol):
     name: ClassVar[str]
 
     def transcribe(self, clip: AudioClip) -> str:
-        """CPU-bound; the words heard in ``clip`` (lower case, '' for silence)."""
+        """CPU-bound; the words heard in ``clip`` ('' for silence), stripped; case and
+        punctuation as the recogniser gives them (pocketsphinx: lower case, none)."""
         ...
 
 
-def to_pcm16(clip: AudioClip, rate: int = RECOGNIZER_RATE) -> bytes:
-    """``clip`` resampled to ``rate`` Hz as little-endian 16-bit PCM."""
+def to_16k(clip: AudioClip, rate: int = RECOGNIZER_RATE) -> NDArray[np.float32]:
+    """``clip``'s samples resampled to ``rate`` Hz, as float32 in [-1, 1]."""
     samples = np.asarray(clip.samples, dtype=np.float32)
     if clip.sample_rate != rate:
         divisor = np.gcd(clip.sample_rate, rate)
         samples = resample_poly(samples, rate // divisor, clip.sample_rate // divisor)
-    clipped = np.clip(samples, -1.0, 1.0) * 32767.0
-    return clipped.astype("<i2").tobytes()
+    return np.clip(samples, -1.0, 1.0).astype(np.float32)
+
+
+def to_pcm16(clip: AudioClip, rate: int = RECOGNIZER_RATE) -> bytes:
+    """``clip`` resampled to ``rate`` Hz as little-endian 16-bit PCM."""
+    return (to_16k(clip, rate) * 32767.0).astype("<i2").tobytes()
 
 
 class PocketSphinxRecognizer:

@@ -39,14 +39,18 @@ class TranscriptClassifier:
         return self._recognizer
 
     def classify(self, clips: Sequence[AudioClip]) -> list[Scores]:
-        transcripts = [self._recognizer.transcribe(clip) for clip in clips]
-        if not transcripts:
-            return []
-        per_classifier = [classifier.classify(transcripts) for classifier in self._text]
-        return [
+        transcripts = [self._recognizer.transcribe(clip).strip() for clip in clips]
+        # nothing heard, nothing said: an empty transcript is not scored (text classifiers give
+        # an empty string non-zero scores, e.g. the prompt head's harassment 0.5)
+        spoken = [transcript for transcript in transcripts if transcript]
+        per_classifier = (
+            [classifier.classify(spoken) for classifier in self._text] if spoken else []
+        )
+        combined = iter(
             _combine(transcript, [scores[index] for scores in per_classifier])
-            for index, transcript in enumerate(transcripts)
-        ]
+            for index, transcript in enumerate(spoken)
+        )
+        return [next(combined) if transcript else Scores(self.name) for transcript in transcripts]
 
 
 def _combine(transcript: str, results: Sequence[Scores]) -> Scores:
@@ -62,8 +66,6 @@ def _combine(transcript: str, results: Sequence[Scores]) -> Scores:
             detail = f"transcript {quoted} ({result.classifier}"
             detail += f": {cause})" if cause else ")"
             evidence[category] = Evidence(category, detail, value)
-    if not transcript:
-        return Scores(TranscriptClassifier.name, best)
     return Scores(
         TranscriptClassifier.name,
         best,

@@ -13,9 +13,17 @@ Scores per image:
   buttocks, anus);
 * ``sexual``: the highest confidence of exposed genitalia or anus.
 
-Every detection of those labels is evidence (label, box in image pixels, score). Images with
-transparency are scored composited over white and over black, and the higher score wins, so
-content hidden in the alpha channel cannot slip through on one background.
+Every detection of those labels that counts is evidence (label, box in image pixels, score).
+An exposed detection counts only when the detector is also confident (0.5) about a different
+body part in the image (a face, belly, armpits, ...), or at 0.9 and above on its own: alone, the
+detector takes abstract shapes for exposed parts (``classifiers.image.labels``,
+docs/output-safety.md). Images with transparency are scored composited over white and over
+black, and the higher score wins, so content hidden in the alpha channel cannot slip through on
+one background.
+
+All the images of a call go through the network in one batch (up to ``MAX_BATCH``). An image
+three times the network's input or more is first reduced by an integer factor (a box filter)
+and then resized bilinearly: about half the cost of a direct antialiased resize at 1024 pixels.
 
 ``classify`` keeps no state between calls, and onnxruntime's ``InferenceSession.run`` is
 thread-safe, so one instance serves the whole worker pool.
@@ -36,12 +44,20 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from classifiers.base import ClassifierError, ClassifierUnavailable, Evidence, Scores
-from classifiers.image.labels import EXPOSED_LABELS
+from classifiers.image.labels import (
+    ALONE_THRESHOLD,
+    BODY_PARTS,
+    CONTEXT_LABELS,
+    CONTEXT_THRESHOLD,
+    EXPOSED_LABELS,
+)
 from classifiers.taxonomy import Category
 
-__all__ = ["EXPOSED_LABELS", "Detection", "NudeNetClassifier"]
+__all__ = ["EXPOSED_LABELS", "MAX_BATCH", "Detection", "NudeNetClassifier"]
 
+MAX_BATCH = 8  # letterboxed images per network call (each 1.2 MB of float32 input)
 _INPUT_SIZE = 320
+_REDUCING_GAP = 1.5  # reduce by an integer factor first when the image is 3x the input or more
 _PAD_GREY = 114
 _IOU_THRESHOLD = 0.45
 _BACKGROUNDS = {"white": (255, 255, 255), "black": (0, 0, 0)}
@@ -91,6 +107,9 @@ class NudeNetClassifier:
         self._threshold = threshold
         self._label_thresholds: Mapping[str, float] = {}
         self._categories: Mapping[str, tuple[Category, ...]] = EXPOSED_LABELS
+        self._needs_context: frozenset[str] = frozenset(CONTEXT_LABELS)
+        self._context_threshold = CONTEXT_THRESHOLD
+        self._alone_threshold = ALONE_THRESHOLD
         path = model_path if model_path is not None else default_model_path()
         if not path.is_file():
             raise ClassifierUnavailable(f"nudenet: model file {path} not found")
@@ -107,19 +126,36 @@ class NudeNetClassifier:
         self,
         label_thresholds: Mapping[str, float],
         extra_labels: Mapping[str, Sequence[Category]] | None = None,
+        *,
+        needs_context: Sequence[str] = CONTEXT_LABELS,
+        context_threshold: float = CONTEXT_THRESHOLD,
+        alone_threshold: float = ALONE_THRESHOLD,
     ) -> NudeNetClassifier:
         """A view sharing this model with per-label thresholds (a detection of a label below
-        its threshold is ignored) and, optionally, more labels mapped to categories (e.g.
-        ``FACE_FEMALE`` to ``protected-person`` for a policy that blurs faces)."""
-        unknown = sorted((set(label_thresholds) | set(extra_labels or {})) - set(self._labels))
+        its threshold is ignored), optionally more labels mapped to categories (e.g.
+        ``FACE_FEMALE`` to ``protected-person`` for a policy that blurs faces), and the context
+        rule: a detection of a ``needs_context`` label below ``alone_threshold`` counts only
+        when a different body part is detected in the same image at ``context_threshold`` or
+        above (empty ``needs_context``: rule off)."""
+        named = set(label_thresholds) | set(extra_labels or {}) | set(needs_context)
+        unknown = sorted(named - set(self._labels))
         if unknown:
             raise ClassifierError(f"nudenet: unknown labels {unknown}")
+        for setting, value in (
+            ("context_threshold", context_threshold),
+            ("alone_threshold", alone_threshold),
+        ):
+            if not 0.0 <= value <= 1.0:
+                raise ClassifierError(f"nudenet: {setting} must be in [0, 1], got {value}")
         view = copy.copy(self)
         view._label_thresholds = dict(label_thresholds)
         categories = dict(EXPOSED_LABELS)
         for label, extra in (extra_labels or {}).items():
             categories[label] = tuple(dict.fromkeys((*categories.get(label, ()), *extra)))
         view._categories = categories
+        view._needs_context = frozenset(needs_context)
+        view._context_threshold = context_threshold
+        view._alone_threshold = alone_threshold
         return view
 
     @property
@@ -133,27 +169,42 @@ class NudeNetClassifier:
         return self._labels
 
     def classify(self, images: Sequence[Image.Image]) -> list[Scores]:
-        return [self._classify_one(index, image) for index, image in enumerate(images)]
+        return [
+            self._scores(background, detections)
+            for background, detections in self._detect_all(images)
+        ]
+
+    def classify_with_detections(
+        self, images: Sequence[Image.Image]
+    ) -> list[tuple[Scores, list[Detection]]]:
+        """``classify`` plus every detection (each label) it was computed from, per image: one
+        detector pass for callers that also need the raw labels (the input stage's evidence)."""
+        return [
+            (self._scores(background, detections), detections)
+            for background, detections in self._detect_all(images)
+        ]
 
     def detect(self, images: Sequence[Image.Image]) -> list[list[Detection]]:
         """All detections (every label) at or above ``threshold``, per image, best first.
 
         For an image with transparency, the detections on the background that scored higher.
         """
-        results: list[list[Detection]] = []
-        for index, image in enumerate(images):
-            _, detections = self._best_composite(index, image)
-            results.append(detections)
-        return results
+        return [detections for _, detections in self._detect_all(images)]
 
-    def _classify_one(self, index: int, image: Image.Image) -> Scores:
-        background, detections = self._best_composite(index, image)
+    def _scores(self, background: str, detections: Sequence[Detection]) -> Scores:
         scores = {Category.NUDITY: 0.0, Category.SEXUAL: 0.0}
         evidence: list[Evidence] = []
         where = f" over {background}" if background else ""
+        parts = {BODY_PARTS[d.label] for d in detections if d.score >= self._context_threshold}
         for detection in detections:
             if detection.score < self._label_thresholds.get(detection.label, 0.0):
                 continue
+            if (
+                detection.label in self._needs_context
+                and detection.score < self._alone_threshold
+                and parts <= {BODY_PARTS[detection.label]}
+            ):
+                continue  # e.g. an "exposed breast" that is a round shape, with no body around
             for category in self._categories.get(detection.label, ()):
                 scores[category] = max(scores.get(category, 0.0), detection.score)
                 x, y, width, height = detection.box
@@ -164,30 +215,40 @@ class NudeNetClassifier:
                 evidence.append(Evidence(category, detail, detection.score, detection.box))
         return Scores(classifier=self.name, scores=scores, evidence=tuple(evidence))
 
-    def _best_composite(self, index: int, image: Image.Image) -> tuple[str, list[Detection]]:
-        """Detections for ``image``; with transparency, over the background that scores higher."""
-        variants = _rgb_variants(index, image)
-        best: tuple[float, str, list[Detection]] | None = None
-        for background, rgb in variants:
-            detections = self._detect_rgb(index, rgb)
-            exposed = max((d.score for d in detections if d.label in self._categories), default=0.0)
-            if best is None or exposed > best[0]:
-                best = (exposed, background, detections)
-        assert best is not None  # _rgb_variants returns at least one image
-        return best[1], best[2]
+    def _detect_all(self, images: Sequence[Image.Image]) -> list[tuple[str, list[Detection]]]:
+        """Per image: the background it was scored over ('' when opaque) and its detections.
 
-    def _detect_rgb(self, index: int, rgb: Image.Image) -> list[Detection]:
-        blob, box = _letterbox(index, rgb)
-        output = self._run(blob, f"image {index}")
-        return _detections(output, box, self._labels, self._threshold)
+        Every variant of every image goes through the network in batches of ``MAX_BATCH``; an
+        image with transparency keeps the background whose exposed detections scored higher."""
+        variants = [
+            (index, background, _letterbox(index, rgb))
+            for index, image in enumerate(images)
+            for background, rgb in _rgb_variants(index, image)
+        ]
+        outputs: list[NDArray[np.float32]] = []
+        for start in range(0, len(variants), MAX_BATCH):
+            chunk = variants[start : start + MAX_BATCH]
+            blob = np.concatenate([blob for _, _, (blob, _) in chunk])
+            where = (
+                f"images {chunk[0][0]}-{chunk[-1][0]}" if len(chunk) > 1 else f"image {chunk[0][0]}"
+            )
+            outputs.extend(self._run(blob, where))
+        best: dict[int, tuple[float, str, list[Detection]]] = {}
+        for (index, background, (_, box)), output in zip(variants, outputs, strict=True):
+            detections = _detections(output, box, self._labels, self._threshold)
+            exposed = max((d.score for d in detections if d.label in self._categories), default=0.0)
+            if index not in best or exposed > best[index][0]:
+                best[index] = (exposed, background, detections)
+        return [(best[i][1], best[i][2]) for i in range(len(images))]
 
     def _run(self, blob: NDArray[np.float32], where: str) -> NDArray[np.float32]:
+        """The network's output for an (n, 3, 320, 320) batch: (n, 4 + labels, anchors)."""
         try:
             outputs = self._session.run(None, {self._input_name: blob})
         except Exception as exc:  # onnxruntime's pybind errors share no public base class
             raise ClassifierError(f"nudenet: {where}: onnxruntime failed: {exc}") from exc
         result: NDArray[np.float32] = np.asarray(outputs[0], dtype=np.float32)
-        if result.ndim != 3 or result.shape[:2] != (1, 4 + len(self._labels)):
+        if result.ndim != 3 or result.shape[:2] != (len(blob), 4 + len(self._labels)):
             raise ClassifierError(f"nudenet: {where}: unexpected model output {result.shape}")
         return result
 
@@ -261,7 +322,9 @@ def _letterbox(index: int, rgb: Image.Image) -> tuple[NDArray[np.float32], _Lett
     left = (_INPUT_SIZE - new_width) // 2
     top = (_INPUT_SIZE - new_height) // 2
     try:
-        resized = rgb.resize((new_width, new_height), Image.Resampling.BILINEAR)
+        resized = rgb.resize(
+            (new_width, new_height), Image.Resampling.BILINEAR, reducing_gap=_REDUCING_GAP
+        )
     except _PIL_ERRORS as exc:
         raise ClassifierError(f"nudenet: image {index}: cannot resize: {exc}") from exc
     canvas = Image.new("RGB", (_INPUT_SIZE, _INPUT_SIZE), (_PAD_GREY,) * 3)
@@ -274,9 +337,9 @@ def _letterbox(index: int, rgb: Image.Image) -> tuple[NDArray[np.float32], _Lett
 def _detections(
     output: NDArray[np.float32], box: _Letterbox, labels: Sequence[str], threshold: float
 ) -> list[Detection]:
-    """Decode YOLOv8 output (1, 4 + classes, anchors): every (anchor, label) over threshold,
-    boxes mapped back to image pixels, then per-label non-maximum suppression."""
-    rows = output[0].T  # (anchors, 4 + classes)
+    """Decode one image's YOLOv8 output (4 + classes, anchors): every (anchor, label) over
+    threshold, boxes mapped back to image pixels, then per-label non-maximum suppression."""
+    rows = output.T  # (anchors, 4 + classes)
     anchors, classes = np.nonzero(rows[:, 4:] >= threshold)
     if anchors.size == 0:
         return []

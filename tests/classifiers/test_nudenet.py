@@ -16,7 +16,9 @@ import pytest
 from PIL import Image
 
 from classifiers import Category, ClassifierError, ClassifierUnavailable, NudeNetClassifier
-from classifiers.image.nudenet import EXPOSED_LABELS
+from classifiers.image.labels import ALONE_THRESHOLD, CONTEXT_THRESHOLD
+from classifiers.image.nudenet import EXPOSED_LABELS, MAX_BATCH
+from generators.procedural import render_procedural_png
 from tests.conftest import SHARED_EVAL
 
 PHOTOS = SHARED_EVAL / "media" / "images" / "skimage"
@@ -56,6 +58,13 @@ def synthetic_images() -> dict[str, Image.Image]:
     }
 
 
+def lone_shape() -> Image.Image:
+    """Abstract art on which NudeNet sees an "exposed breast" (0.83) and no other body part:
+    image 506 of the calibration set (bench/nudenet_calibration.py)."""
+    png = render_procedural_png("held-out calibration 506", 10_506, (512, 512), 0)
+    return Image.open(io.BytesIO(png)).convert("RGB")
+
+
 def test_synthetic_benign_images_score_low(nudenet: NudeNetClassifier) -> None:
     images = synthetic_images()
     results = nudenet.classify(list(images.values()))
@@ -91,8 +100,9 @@ def test_the_detector_finds_faces_where_they_are(
 
 def test_scores_and_evidence_follow_the_exposed_detections() -> None:
     # A near-zero threshold lets the real model report its faint exposed-label guesses on
-    # benign images, which exercises the detection -> score/evidence mapping end to end.
-    sensitive = NudeNetClassifier(threshold=0.01)
+    # benign images, which exercises the detection -> score/evidence mapping end to end (with
+    # the context rule off: every exposed detection counts).
+    sensitive = NudeNetClassifier(threshold=0.01).configured({}, needs_context=())
     images = list(synthetic_images().values())
     exposed_seen = 0
     for scores, detections in zip(
@@ -196,3 +206,65 @@ def test_a_corrupt_model_is_unavailable(tmp_path: Path) -> None:
     corrupt.write_bytes(b"not an onnx model")
     with pytest.raises(ClassifierUnavailable, match="cannot load model"):
         NudeNetClassifier(model_path=corrupt)
+
+
+def test_an_exposed_detection_with_no_body_around_it_does_not_count(
+    nudenet: NudeNetClassifier,
+) -> None:
+    image = lone_shape()
+    [detections] = nudenet.detect([image])
+    assert {d.label for d in detections} == {"FEMALE_BREAST_EXPOSED"}
+    best = max(d.score for d in detections)
+    assert 0.6 <= best < ALONE_THRESHOLD  # the default policy would block it without the rule
+    [scores] = nudenet.classify([image])
+    assert scores.get(Category.NUDITY) == 0.0 and scores.evidence == ()
+    # the rule off, or a lower bar for a detection on its own: it counts again
+    for view in (
+        nudenet.configured({}, needs_context=()),
+        nudenet.configured({}, alone_threshold=best),
+        nudenet.configured({}, needs_context=["BUTTOCKS_EXPOSED"]),
+    ):
+        [counted] = view.classify([image])
+        assert counted.get(Category.NUDITY) == pytest.approx(best)
+        assert counted.evidence[0].detail.startswith("FEMALE_BREAST_EXPOSED at x=0 y=0")
+
+
+@needs_photos
+def test_an_exposed_detection_beside_a_confident_face_counts(
+    nudenet: NudeNetClassifier, photos: dict[str, Image.Image]
+) -> None:
+    image = lone_shape()
+    face = photos["astronaut.png"].convert("RGB").crop((140, 40, 320, 220))
+    image.paste(face, (332, 332))  # Eileen Collins' face in the bottom-right corner
+    [detections] = nudenet.detect([image])
+    [found] = [d for d in detections if d.label == "FACE_FEMALE"]
+    assert found.score >= CONTEXT_THRESHOLD
+    best = max(d.score for d in detections if d.label == "FEMALE_BREAST_EXPOSED")
+    [scores] = nudenet.classify([image])
+    assert scores.get(Category.NUDITY) == pytest.approx(best)
+    # a face the detector is less sure of than the context threshold does not corroborate
+    [unsure] = nudenet.configured({}, context_threshold=found.score + 0.01).classify([image])
+    assert unsure.get(Category.NUDITY) == 0.0
+
+
+def test_more_images_than_one_network_call_match_one_by_one(nudenet: NudeNetClassifier) -> None:
+    transparent = lone_shape().convert("RGBA")
+    transparent.putalpha(128)  # two variants (over white, over black) in the batch
+    images = [*synthetic_images().values(), lone_shape(), transparent]
+    assert len(images) + 1 > MAX_BATCH  # two network calls
+    every = nudenet.configured({}, needs_context=())  # so that the lone shapes give evidence
+    one_by_one = [every.classify([image])[0] for image in images]
+    together = every.classify(images)
+    assert sum(len(s.evidence) for s in together) >= 2
+    for batched, single in zip(together, one_by_one, strict=True):
+        assert batched.scores == pytest.approx(single.scores, abs=1e-5)
+        assert [e.box for e in batched.evidence] == [e.box for e in single.evidence]
+    boxes = [[(d.label, d.box) for d in found] for found in nudenet.detect(images)]
+    assert boxes == [[(d.label, d.box) for d in nudenet.detect([i])[0]] for i in images]
+
+
+def test_invalid_context_settings_are_rejected(nudenet: NudeNetClassifier) -> None:
+    with pytest.raises(ClassifierError, match=r"unknown labels \['ELBOW_EXPOSED'\]"):
+        nudenet.configured({}, needs_context=["ELBOW_EXPOSED"])
+    with pytest.raises(ClassifierError, match=r"alone_threshold must be in \[0, 1\], got 1.5"):
+        nudenet.configured({}, alone_threshold=1.5)
