@@ -63,7 +63,7 @@ GENESIS_HASH = "0" * 64
 SCHEMA_VERSION: Final = 1
 """Version of the record layout (``docs/audit.md``); bumped on any change readers must know."""
 
-Action = Literal["allow", "flag", "block", "blur", "review", "error"]
+Action = Literal["allow", "flag", "route-to-variant", "block", "blur", "review", "error"]
 PromptMode = Literal["full", "redacted", "omitted"]
 
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]

@@ -1,4 +1,4 @@
-"""UCE edit time on SD1.5- and SDXL-shaped cross-attention projections, and variant-switch latency.
+"""UCE edit time on SD1.5-, SDXL- and FLUX-shaped text projections, and variant-switch latency.
 
 Random weights of the real shapes (no model needed). Only torch + the repo:
 
@@ -15,10 +15,14 @@ import torch
 
 from erasure.closed_form import UceSystem
 
-# (d_in, [d_out per K/V matrix]) — SD1.5: 16 cross-attn blocks, 32 matrices; SDXL: 70 blocks, 140
+# (d_in, [d_out per matrix]) — SD1.5: 16 cross-attn blocks, 32 K/V matrices; SDXL: 70 blocks,
+# 140; FLUX.1: context_embedder (T5 4096 -> 3072) and the pooled-text projection (768 -> 3072),
+# one system each (they read different encoders)
 SHAPES = {
     "SD1.5 (32 x d_in 768)": (768, [320] * 10 + [640] * 10 + [1280] * 12),
     "SDXL (140 x d_in 2048)": (2048, [640] * 40 + [1280] * 100),
+    "FLUX.1 context_embedder (1 x d_in 4096)": (4096, [3072]),
+    "FLUX.1 pooled text (1 x d_in 768)": (768, [3072]),
 }
 
 

@@ -7,7 +7,11 @@
 - FLUX ``FluxTransformer2DModel``: ``context_embedder`` (T5 states, source ``"t5"``) and
   ``time_text_embed.text_embedder.linear_1`` (pooled CLIP, source ``"pooled"``). Both have a
   bias; the closed form edits ``W`` only and targets ``W_old·c`` (never ``module(c)``, which would
-  count the bias twice).
+  count the bias twice). These are the context stream's only text-in maps with a fixed input:
+  the joint blocks' context-stream K/V projections (``attn.add_k_proj`` / ``attn.add_v_proj``)
+  read the context after a timestep-modulated LayerNorm (``norm1_context``) and, from the second
+  block on, after earlier blocks rewrote it, so no prompt embedding ``c`` is their input and the
+  closed form has nothing to solve for there. The same holds for SD3's MMDiT.
 """
 
 from __future__ import annotations

@@ -7,14 +7,18 @@
 Parameter sets: ``esd-x`` every ``attn2`` parameter (prompt-specific; styles), ``esd-x-strict``
 only ``attn2.to_k``/``to_v``, ``esd-u`` everything outside ``attn2`` except ``conv_out`` and the
 time embedding (global; nudity). ``x_t`` is built by partial DDIM sampling with the concept at
-CFG 3 using the frozen teacher. Checkpoints (trainable tensors + optimiser + step) are written to
-``checkpoint_dir/esd.pt`` and a run resumes from there.
+CFG 3 using the frozen teacher. Checkpoints (trainable tensors + optimiser + step + sampler RNG
++ the run's configuration) are written atomically to ``checkpoint_dir/esd.pt`` every
+``checkpoint_every`` steps and at the end; a run resumes from there and continues exactly as the
+uninterrupted run would have. A checkpoint written by a run with another configuration (concept,
+method, learning rate, η, …; only ``iterations``, ``checkpoint_every``, ``device`` and
+``progress`` may change) is refused. A tqdm progress bar shows the step and the loss.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,14 @@ class EsdConfig:
     checkpoint_every: int = 100
     seed: int = 0
     device: str = "cpu"
+    progress: bool = True
+
+
+_RESUMABLE = ("iterations", "checkpoint_every", "device", "progress")  # may change on resume
+
+
+def _run_identity(config: EsdConfig) -> dict[str, object]:
+    return {k: v for k, v in asdict(config).items() if k not in _RESUMABLE}
 
 
 def trainable_keys(unet: torch.nn.Module, method: str) -> list[str]:
@@ -77,6 +89,12 @@ def esd_train(pipe: Any, config: EsdConfig, checkpoint_dir: Path | None = None) 
     checkpoint = None if checkpoint_dir is None else checkpoint_dir / "esd.pt"
     if checkpoint is not None and checkpoint.is_file():
         state = torch.load(checkpoint, map_location=config.device, weights_only=True)
+        written_by = state.get("config")
+        if written_by != _run_identity(config):
+            raise ErasureError(
+                f"{checkpoint} was written by another ESD run ({written_by}); this run is "
+                f"{_run_identity(config)}: use another --checkpoint-dir or the same settings"
+            )
         with torch.no_grad():
             for k in keys:
                 params[k].copy_(state["params"][k])
@@ -90,7 +108,13 @@ def esd_train(pipe: Any, config: EsdConfig, checkpoint_dir: Path | None = None) 
     scheduler = copy.deepcopy(pipe.scheduler)
     scheduler.set_timesteps(config.ddim_steps)
     shape = (1, unet.config.in_channels, config.height // 8, config.width // 8)
-    bar = tqdm(range(start, config.iterations), initial=start, total=config.iterations, desc="esd")
+    bar = tqdm(
+        range(start, config.iterations),
+        initial=start,
+        total=config.iterations,
+        desc=f"esd {config.method} {config.concept!r}",
+        disable=not config.progress,
+    )
     for step in bar:
         stop = int(torch.randint(0, config.ddim_steps, (1,), generator=rng))
         latents = torch.randn(shape, generator=rng).to(config.device) * scheduler.init_noise_sigma
@@ -110,7 +134,7 @@ def esd_train(pipe: Any, config: EsdConfig, checkpoint_dir: Path | None = None) 
         optimiser.zero_grad()
         loss.backward()  # type: ignore[no-untyped-call]
         optimiser.step()
-        bar.set_postfix(loss=f"{float(loss):.4g}")
+        bar.set_postfix(loss=f"{float(loss.detach()):.4g}")
         done = step + 1
         if checkpoint is not None and (
             done % config.checkpoint_every == 0 or done == config.iterations
@@ -123,6 +147,7 @@ def esd_train(pipe: Any, config: EsdConfig, checkpoint_dir: Path | None = None) 
                     "params": {k: params[k].detach().cpu() for k in keys},
                     "optimiser": optimiser.state_dict(),
                     "rng": rng.get_state(),
+                    "config": _run_identity(config),
                 },
                 tmp,
             )

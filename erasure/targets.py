@@ -5,12 +5,21 @@ A ``PromptEncoder`` returns, for each prompt, the conditioning the model sees at
 BOS … EOS. Token policies pick rows of ``hidden``:
 
 - ``last_content``: the last content token, index ``mask.sum() - 2`` (the current reference
-  code). An empty prompt selects BOS. Leaks through the EOS positions, which CLIP (causal) fills
-  with the concept as well.
+  code). An empty prompt selects BOS (CLIP) or EOS (T5, which has no BOS). Leaks through the EOS
+  positions, which CLIP (causal) fills with the concept as well.
 - ``last_plus_eos``: from the last content token to the end of the sequence (EOS and padding,
   the paper-era code). Erase and guide blocks are trimmed to equal length and paired position by
   position.
 - ``all``: every position (useful for preserve sets).
+
+A pooled encoder (FLUX's CLIP ``pooler_output``) returns one position per prompt; every policy
+selects it.
+
+Encoders: ``ClipPromptEncoder`` (SD 1.x/2.x, SDXL), and for FLUX ``T5PromptEncoder`` (the
+``context_embedder``'s input) and ``PooledClipPromptEncoder`` (the pooled-text projection's
+input), built from a pipeline by ``flux_prompt_encoders``. Each reproduces the pipeline's own
+prompt encoding (padding, truncation, which hidden state), so an edit acts on exactly the vectors
+the denoiser sees.
 """
 
 from __future__ import annotations
@@ -25,9 +34,12 @@ from erasure.errors import ErasureError
 
 __all__ = [
     "ClipPromptEncoder",
+    "PooledClipPromptEncoder",
     "PromptEncoder",
+    "T5PromptEncoder",
     "TokenPolicy",
     "erase_pairs",
+    "flux_prompt_encoders",
     "preserve_vectors",
     "select_tokens",
 ]
@@ -49,9 +61,12 @@ class PromptEncoder(Protocol):
 
 def select_tokens(hidden: torch.Tensor, mask: torch.Tensor, policy: TokenPolicy) -> torch.Tensor:
     """Rows of one prompt's ``hidden`` (L, d) chosen by ``policy``: (k, d)."""
-    last = int(mask.sum()) - 2
-    if last < 0:
-        raise ErasureError("the attention mask must cover at least BOS and EOS")
+    if hidden.shape[0] == 1:  # a pooled embedding
+        return hidden
+    covered = int(mask.sum())
+    if covered < 1:
+        raise ErasureError("the attention mask must cover at least the EOS token")
+    last = max(covered - 2, 0)  # T5 has no BOS: its empty prompt is EOS alone
     if policy is TokenPolicy.LAST_CONTENT:
         return hidden[last : last + 1]
     if policy is TokenPolicy.LAST_PLUS_EOS:
@@ -83,6 +98,7 @@ def erase_pairs(
 def preserve_vectors(
     encoder: PromptEncoder, preserve: Sequence[str], policy: TokenPolicy
 ) -> torch.Tensor | None:
+    # (the paper-era reference preserved all positions: ``policy=TokenPolicy.ALL``)
     """Input vectors of the preserve set, (m, d), or ``None`` when it is empty."""
     if not preserve:
         return None
@@ -136,3 +152,59 @@ class ClipPromptEncoder:
                 mask = tokens.attention_mask
         assert mask is not None
         return torch.cat(parts, dim=-1), mask
+
+
+class T5PromptEncoder:
+    """FLUX's T5 prompt states (``text_encoder_2``): padded to ``max_sequence_length`` and, as
+    in ``FluxPipeline``, encoded without an attention mask; the mask returned is the
+    tokenizer's (content + EOS), for token selection only."""
+
+    def __init__(self, tokenizer: Any, encoder: Any, *, max_sequence_length: int = 512) -> None:
+        self._tokenizer = tokenizer
+        self._encoder = encoder
+        self._length = max_sequence_length
+
+    @torch.no_grad()
+    def encode(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self._tokenizer(
+            list(prompts),
+            padding="max_length",
+            max_length=self._length,
+            truncation=True,
+            return_tensors="pt",
+        )
+        device = next(self._encoder.parameters()).device
+        hidden = self._encoder(tokens.input_ids.to(device), output_hidden_states=False)[0]
+        return hidden, tokens.attention_mask
+
+
+class PooledClipPromptEncoder:
+    """FLUX's pooled CLIP embedding (``text_encoder.pooler_output``): one position per prompt."""
+
+    def __init__(self, tokenizer: Any, encoder: Any) -> None:
+        self._tokenizer = tokenizer
+        self._encoder = encoder
+
+    @torch.no_grad()
+    def encode(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self._tokenizer(
+            list(prompts),
+            padding="max_length",
+            max_length=self._tokenizer.model_max_length,
+            truncation=True,
+            return_tensors="pt",
+        )
+        device = next(self._encoder.parameters()).device
+        pooled = self._encoder(tokens.input_ids.to(device), output_hidden_states=False)
+        hidden = pooled.pooler_output[:, None, :]
+        return hidden, torch.ones(hidden.shape[:2], dtype=torch.long)
+
+
+def flux_prompt_encoders(pipe: Any, *, max_sequence_length: int = 512) -> dict[str, PromptEncoder]:
+    """The encoders feeding a FLUX transformer's text projections, by projection source."""
+    return {
+        "t5": T5PromptEncoder(
+            pipe.tokenizer_2, pipe.text_encoder_2, max_sequence_length=max_sequence_length
+        ),
+        "pooled": PooledClipPromptEncoder(pipe.tokenizer, pipe.text_encoder),
+    }

@@ -22,11 +22,12 @@ from erasure.targets import (
     PromptEncoder,
     TokenPolicy,
     erase_pairs,
+    flux_prompt_encoders,
     preserve_vectors,
 )
 from erasure.variants import VariantMetadata, VariantPatch, base_fingerprint
 
-__all__ = ["UceConfig", "UceResult", "uce_edit", "uce_variant"]
+__all__ = ["UceConfig", "UceResult", "prompt_encoders", "uce_edit", "uce_variant"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,9 @@ class UceConfig:
     preserve_scale: float = 1.0
     token_policy: TokenPolicy = TokenPolicy.LAST_CONTENT
     edit_values_only: bool = False  # True: only to_v (keys untouched)
+    # which positions of the preserve prompts are kept (None: token_policy; the paper-era
+    # reference kept ``all``)
+    preserve_token_policy: TokenPolicy | None = None
 
     @classmethod
     def build(
@@ -87,7 +91,9 @@ def uce_edit(
         if projection.source not in cache:
             encoder = by_source[projection.source]
             c_erase, c_guide = erase_pairs(encoder, config.erase, config.guide, config.token_policy)
-            preserve = preserve_vectors(encoder, config.preserve, config.token_policy)
+            preserve = preserve_vectors(
+                encoder, config.preserve, config.preserve_token_policy or config.token_policy
+            )
             cache[projection.source] = (c_erase, c_guide, preserve)
         c_erase, c_guide, preserve = cache[projection.source]
         w_old = projection.weight
@@ -107,15 +113,35 @@ def uce_edit(
         new, diag = systems[system_key].solve(w_old, targets)
         weights[projection.key] = new.detach().clone()
         diagnostics[projection.key] = diag
+    if not weights:
+        raise ErasureError("no projection selected (edit_values_only on a model without to_v?)")
     return UceResult(weights, diagnostics)
 
 
+def prompt_encoders(
+    pipe: Any, *, max_sequence_length: int = 512
+) -> PromptEncoder | dict[str, PromptEncoder]:
+    """The prompt encoders of a local pipeline: CLIP for SD/SDXL UNets, T5 + pooled CLIP for a
+    FLUX transformer (``max_sequence_length``: the T5 length the pipeline is run with)."""
+    if getattr(pipe, "unet", None) is None and hasattr(
+        getattr(pipe, "transformer", None), "context_embedder"
+    ):
+        return flux_prompt_encoders(pipe, max_sequence_length=max_sequence_length)
+    return ClipPromptEncoder.from_pipeline(pipe)
+
+
 def uce_variant(
-    pipe: Any, config: UceConfig, name: str, *, base_model: str = ""
+    pipe: Any,
+    config: UceConfig,
+    name: str,
+    *,
+    base_model: str = "",
+    max_sequence_length: int = 512,
 ) -> tuple[VariantPatch, UceResult]:
     """Edit ``pipe``'s denoiser (UNet, or FLUX transformer) and package the result as a patch."""
     denoiser = getattr(pipe, "unet", None) or pipe.transformer
-    result = uce_edit(denoiser, ClipPromptEncoder.from_pipeline(pipe), config)
+    encoders = prompt_encoders(pipe, max_sequence_length=max_sequence_length)
+    result = uce_edit(denoiser, encoders, config)
     metadata = VariantMetadata(
         name=name,
         method="uce",
@@ -130,6 +156,7 @@ def uce_variant(
             "erase_scale": str(config.erase_scale),
             "preserve_scale": str(config.preserve_scale),
             "edit_values_only": str(config.edit_values_only),
+            "preserve_token_policy": (config.preserve_token_policy or config.token_policy).value,
             "torch": torch.__version__,
         },
     )

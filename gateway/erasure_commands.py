@@ -38,6 +38,15 @@ def add_erasure_commands(commands: Any) -> None:
     uce.add_argument(
         "--token-policy", choices=[p.value for p in TokenPolicy], default="last_content"
     )
+    uce.add_argument(
+        "--preserve-token-policy",
+        choices=[p.value for p in TokenPolicy],
+        default=None,
+        help="positions of the preserve prompts kept (default: --token-policy)",
+    )
+    uce.add_argument(
+        "--max-sequence-length", type=int, default=512, help="FLUX: T5 length (schnell: 256)"
+    )
     uce.add_argument("--overwrite", action="store_true")
     esd = erase.add_parser("esd", parents=[common], help="ESD fine-tuning (GPU)")
     esd.add_argument("--model", type=Path, required=True)
@@ -47,8 +56,13 @@ def add_erasure_commands(commands: Any) -> None:
     esd.add_argument("--iterations", type=int, default=200)
     esd.add_argument("--lr", type=float, default=1e-5)
     esd.add_argument("--eta", type=float, default=1.0, help="paper convention (old code)")
-    esd.add_argument("--checkpoint-dir", type=Path, default=None)
+    esd.add_argument("--ddim-steps", type=int, default=50)
+    esd.add_argument("--resolution", type=int, default=512, help="image side (multiple of 8)")
+    esd.add_argument("--seed", type=int, default=0)
+    esd.add_argument("--checkpoint-dir", type=Path, default=None, help="resume from here")
+    esd.add_argument("--checkpoint-every", type=int, default=100)
     esd.add_argument("--device", default="cpu")
+    esd.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     variants = commands.add_parser("variants", help="concept-erased variants").add_subparsers(
         dest="variants_command", required=True
@@ -79,9 +93,12 @@ def _load(model: Path) -> Any:
 
     if not model.is_dir():
         raise ErasureError(f"model directory {model} does not exist")
-    pipe = DiffusionPipeline.from_pretrained(  # type: ignore[no-untyped-call]
-        str(model), local_files_only=True, safety_checker=None, requires_safety_checker=False
-    )
+    try:
+        pipe = DiffusionPipeline.from_pretrained(  # type: ignore[no-untyped-call]
+            str(model), local_files_only=True, safety_checker=None, requires_safety_checker=False
+        )
+    except (OSError, ValueError) as exc:
+        raise ErasureError(f"cannot load the diffusers pipeline at {model}: {exc}") from exc
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
@@ -103,8 +120,17 @@ def _erase(args: argparse.Namespace) -> int:
             lam=args.lam,
             preserve_scale=args.preserve_scale,
             token_policy=TokenPolicy(args.token_policy),
+            preserve_token_policy=(
+                TokenPolicy(args.preserve_token_policy) if args.preserve_token_policy else None
+            ),
         )
-        patch, result = uce_variant(pipe, config, args.name, base_model=str(args.model))
+        patch, result = uce_variant(
+            pipe,
+            config,
+            args.name,
+            base_model=str(args.model),
+            max_sequence_length=args.max_sequence_length,
+        )
         worst = max(d.erase_residual for d in result.diagnostics.values())
         path = registry.save(patch, overwrite=args.overwrite)
         print(f"{path}: {len(patch.weights)} projections, max erase residual {worst:.2e}")
@@ -117,7 +143,13 @@ def _erase(args: argparse.Namespace) -> int:
         iterations=args.iterations,
         lr=args.lr,
         eta=args.eta,
+        ddim_steps=args.ddim_steps,
+        height=args.resolution,
+        width=args.resolution,
+        checkpoint_every=args.checkpoint_every,
+        seed=args.seed,
         device=args.device,
+        progress=not args.no_progress,
     )
     patch = esd_variant(
         pipe, esd_config, args.name, base_model=str(args.model), checkpoint_dir=args.checkpoint_dir

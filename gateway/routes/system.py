@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 
 from gateway.deps import ServicesDep, authenticate
+from generators.base import SteerableGenerator
 from policies.redis_store import RedisPolicyStore
 from policies.versions import BASE_SCOPE
 
@@ -22,16 +23,21 @@ STARTED = int(time.time())
 
 @router.get("/v1/models", name="models", dependencies=[Depends(authenticate)])
 async def list_models(services: ServicesDep) -> dict[str, object]:
-    data = [
-        {
+    data: list[dict[str, object]] = []
+    for model, generator in services.generators.models():
+        entry: dict[str, object] = {
             "id": model,
             "object": "model",
             "created": STARTED,
             "owned_by": f"genguard:{generator.name}",
             "modalities": sorted(m.value for m in generator.modalities),
         }
-        for model, generator in services.generators.models()
-    ]
+        parent, _, variant = model.partition(":")
+        if variant and isinstance(generator, SteerableGenerator) and variant in generator.variants:
+            # a concept-erased variant: what was erased, how, from which base (docs/erasure.md)
+            entry["parent"] = parent
+            entry["variant"] = dict(generator.variant_info(variant))
+        data.append(entry)
     return {"object": "list", "data": data}
 
 

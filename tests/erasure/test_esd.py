@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ def test_resuming_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path: Path) 
     patch = esd_variant(straight, CONFIG, "esd-cat", checkpoint_dir=tmp_path / "a")
     assert all(".attn2." in k for k in patch.weights)
     interrupted = tiny_pipeline(seed=0)
-    first = EsdConfig(**{**_fields(CONFIG), "iterations": 1})
+    first = replace(CONFIG, iterations=1)
     esd_train(interrupted, first, tmp_path / "b")
     assert torch.load(tmp_path / "b" / "esd.pt", weights_only=True)["step"] == 1
     resumed = tiny_pipeline(seed=0)
@@ -34,13 +35,24 @@ def test_resuming_from_a_checkpoint_equals_an_uninterrupted_run(tmp_path: Path) 
     apply_patch(base.unet, patch)  # the patch applies to the untouched base model
 
 
-def _fields(config: EsdConfig) -> dict[str, object]:
-    return {name: getattr(config, name) for name in config.__dataclass_fields__}
-
-
 def test_esd_u_selects_everything_but_cross_attention() -> None:
     unet = tiny_pipeline(seed=0).unet
     keys = trainable_keys(unet, "esd-u")
     assert keys and not any(".attn2." in k for k in keys)
     with pytest.raises(ErasureError, match="unknown ESD method"):
         trainable_keys(unet, "esd-z")
+
+
+def test_progress_bar_and_a_foreign_checkpoint_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    esd_train(tiny_pipeline(seed=0), replace(CONFIG, iterations=1), tmp_path)
+    bar = capsys.readouterr().err
+    assert "esd esd-x 'cat'" in bar and "1/1" in bar and "loss=" in bar
+    other = replace(CONFIG, concept="dog")
+    with pytest.raises(ErasureError, match="written by another ESD run"):
+        esd_train(tiny_pipeline(seed=0), other, tmp_path)
+    longer = replace(CONFIG, iterations=2, progress=False)
+    esd_train(tiny_pipeline(seed=0), longer, tmp_path)  # more iterations: resumes
+    assert torch.load(tmp_path / "esd.pt", weights_only=True)["step"] == 2
+    assert capsys.readouterr().err == ""

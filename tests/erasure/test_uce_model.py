@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import pytest
 import torch
-from torch import nn
 
 from erasure.adapters import find_text_projections
 from erasure.targets import ClipPromptEncoder, TokenPolicy, erase_pairs, select_tokens
@@ -59,43 +57,3 @@ def test_guide_equal_to_erase_is_a_noop_on_the_unet(tiny_pipe: Any) -> None:
     result = uce_edit(tiny_pipe.unet, encoder, UceConfig.build(["cat"], "cat", preserve=["dog"]))
     for projection in find_text_projections(tiny_pipe.unet):
         assert torch.allclose(result.weights[projection.key], projection.weight, atol=1e-6)
-
-
-class _FluxShaped(nn.Module):
-    """The two biased text-in projections of a FLUX transformer, at toy size."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.context_embedder = nn.Linear(24, 16, bias=True)
-        self.time_text_embed = nn.Module()
-        self.time_text_embed.text_embedder = nn.Module()
-        self.time_text_embed.text_embedder.linear_1 = nn.Linear(12, 16, bias=True)
-
-
-class _FixedEncoder:
-    def __init__(self, table: dict[str, torch.Tensor]) -> None:
-        self.table = table
-
-    def encode(self, prompts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = torch.stack([self.table[p] for p in prompts])  # (B, 3, d): BOS, token, EOS
-        return hidden, torch.ones(len(prompts), 3, dtype=torch.long)
-
-
-def test_flux_bias_is_applied_once() -> None:
-    torch.manual_seed(3)
-    model = _FluxShaped()
-    t5 = _FixedEncoder({"nsfw": torch.randn(3, 24), "": torch.randn(3, 24)})
-    pooled = _FixedEncoder({"nsfw": torch.randn(3, 12), "": torch.randn(3, 12)})
-    result = uce_edit(model, {"t5": t5, "pooled": pooled}, UceConfig.build(["nsfw"], "", lam=1e-8))
-    for projection, encoder in (
-        (model.context_embedder, t5),
-        (model.time_text_embed.text_embedder.linear_1, pooled),
-    ):
-        key = (
-            "context_embedder.weight"
-            if projection is model.context_embedder
-            else "time_text_embed.text_embedder.linear_1.weight"
-        )
-        c_e, c_g = encoder.table["nsfw"][1], encoder.table[""][1]
-        edited = nn.functional.linear(c_e, result.weights[key], projection.bias)
-        assert torch.allclose(edited, projection(c_g), atol=1e-4)  # not guide + 2·bias
