@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
-from classifiers.audio.recognizer import PocketSphinxRecognizer
+from classifiers.audio.recognizers import build_recognizer
 from classifiers.audio.transcript import TranscriptClassifier
 from classifiers.audio.voices import ProtectedVoiceClassifier, VoiceIndex
 from classifiers.base import (
@@ -38,12 +38,12 @@ from classifiers.text.term_list import TermListClassifier
 from classifiers.text.transformers_model import TransformersTextClassifier
 from gateway.errors import ApiError
 from gateway.settings import Settings
-from generators.base import CpuRunner, Generator, Modality
+from generators.base import CpuRunner, Generator, Modality, SteerableGenerator
 from generators.espeak_tts import EspeakSpeechGenerator
 from generators.openai_compat import OpenAICompatGenerator
 from generators.procedural import ProceduralImageGenerator
 from policies.loader import PolicyBundle
-from policies.schema import ImageOutputSection, Policy
+from policies.schema import ImageOutputSection, InputSection, NudeNetSection, Policy
 
 __all__ = ["ClassifierBackends", "GeneratorRouter", "UnknownBackend"]
 
@@ -74,7 +74,7 @@ class ClassifierBackends:
         }
         where = {
             "text": "prompt.classifiers",
-            "image": "output.image.classifiers",
+            "image": "output.image.classifiers or input.classifiers",
             "audio": "output.audio.classifiers",
         }
         for kind, names in policy.classifier_names().items():
@@ -93,6 +93,10 @@ class ClassifierBackends:
             self.text(name, bundle).classify(["warm-up: a lighthouse at dawn"])
         for name in bundle.policy.output.image.classifiers:
             self.image(name, bundle.policy.output.image).classify(
+                [Image.new("RGB", (64, 64), (128, 128, 128))]
+            )
+        for name in bundle.policy.input.classifiers:  # uploads of edits and variations
+            self.image(name, bundle.policy.input).classify(
                 [Image.new("RGB", (64, 64), (128, 128, 128))]
             )
         silence = AudioClip(np.zeros(16_000, dtype=np.float32), 16_000)
@@ -146,19 +150,27 @@ class ClassifierBackends:
                 self._per_revision[(name, key)] = build()
             return self._per_revision[(name, key)]
 
-    def image(self, name: str, section: ImageOutputSection | None = None) -> ImageClassifier:
+    def image(
+        self, name: str, section: ImageOutputSection | InputSection | None = None
+    ) -> ImageClassifier:
         """The shared instance of ``name``; with ``section``, configured by it (NudeNet's
         per-label thresholds and extra labels: a view sharing the one loaded model)."""
         if name == NudeNetClassifier.name:
             threads = self.settings.classifiers.nudenet_threads
             model: NudeNetClassifier = self._get(name, lambda: NudeNetClassifier(threads=threads))  # type: ignore[assignment]
             config = section.nudenet if section is not None else None
-            if config is None or (not config.labels and not config.categories):
+            if config is None or config == NudeNetSection():
                 return model
             return self._for_revision(
                 name,
                 config.model_dump_json(),
-                lambda: model.configured(config.labels, config.categories),
+                lambda: model.configured(
+                    config.labels,
+                    config.categories,
+                    needs_context=config.needs_context,
+                    context_threshold=config.context_threshold,
+                    alone_threshold=config.alone_threshold,
+                ),
             )  # type: ignore[return-value]
         if name == ClipConceptClassifier.name:
             return self._clip_concepts(section)
@@ -166,7 +178,9 @@ class ClassifierBackends:
             return self._get(name, lambda: PdqBankClassifier(self.hash_index))  # type: ignore[return-value]
         return self._get(name, lambda: IMAGE_CLASSIFIERS[name]())  # type: ignore[return-value]
 
-    def _clip_concepts(self, section: ImageOutputSection | None) -> ClipConceptClassifier:
+    def _clip_concepts(
+        self, section: ImageOutputSection | InputSection | None
+    ) -> ClipConceptClassifier:
         """The policy's CLIP concepts over the one shared model; the concept texts are embedded
         once per distinct ``output.image.concepts`` (so at most once per policy revision)."""
         settings = self.settings.classifiers
@@ -205,7 +219,15 @@ class ClassifierBackends:
     def audio(self, name: str, bundle: PolicyBundle) -> AudioClassifier:
         if name == TranscriptClassifier.name:
             # the transcript goes through this revision's prompt classifiers; one recogniser
-            recognizer = self._get("pocketsphinx", PocketSphinxRecognizer)
+            settings = self.settings.classifiers
+            recognizer = self._get(
+                "recognizer",
+                lambda: build_recognizer(
+                    settings.recognizer,
+                    settings.recognizer_path,
+                    threads=settings.recognizer_threads,
+                ),
+            )
             return self._for_revision(
                 name,
                 bundle.revision,
@@ -246,17 +268,24 @@ class GeneratorRouter:
                 modalities=frozenset({Modality.IMAGE}),
             )
         elif settings.image_generator == "diffusers_local":
-            from generators.diffusers_local import DiffusersLocalGenerator  # torch + diffusers
+            from generators.diffusers_edit import DiffusersEditGenerator  # torch + diffusers
+            from generators.diffusers_local import DiffusersLocalGenerator
 
             local = settings.diffusers
             assert local.model_path is not None  # enforced by Settings
-            self._generators[Modality.IMAGE] = DiffusersLocalGenerator(
-                local.model_path,
-                model_name=local.model_name,
-                variants_dir=local.variants_dir,
+            # edits and variations: img2img / inpainting over the same loaded components
+            self._generators[Modality.IMAGE] = DiffusersEditGenerator(
+                DiffusersLocalGenerator(
+                    local.model_path,
+                    model_name=local.model_name,
+                    variants_dir=local.variants_dir,
+                    steps=local.steps,
+                    guidance_scale=local.guidance_scale,
+                    device=local.device,
+                    run_cpu=run_cpu,
+                ),
                 steps=local.steps,
                 guidance_scale=local.guidance_scale,
-                device=local.device,
                 run_cpu=run_cpu,
             )
         else:
@@ -290,6 +319,13 @@ class GeneratorRouter:
             "model_not_found",
             param="model",
         )
+
+    def variants(self) -> frozenset[str]:
+        """The concept-erased variants the image generator serves (what policies may route to)."""
+        generator = self._generators[Modality.IMAGE]
+        if isinstance(generator, SteerableGenerator):
+            return frozenset(generator.variants)
+        return frozenset()
 
     def models(self) -> list[tuple[str, Generator]]:
         out: list[tuple[str, Generator]] = []

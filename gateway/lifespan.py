@@ -17,6 +17,7 @@ import os
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 
 from redis import exceptions as redis_exceptions
@@ -36,10 +37,12 @@ from gateway.pipeline import Pipeline
 from gateway.recording import AuditRecorder, admin_record
 from gateway.review import RedisReviewQueue
 from gateway.settings import Settings
+from gateway.storage import file_delivery_from_settings
 from gateway.workers import WorkerPool
 from policies.loader import PolicyBundle, default_policy_text
 from policies.redis_store import RedisPolicyStore
 from policies.store import FilePolicyStore
+from policies.validate import KnownBackends, validate_policy_text
 from policies.versions import BASE_SCOPE, PolicyEvent, PolicyVersions
 from provenance.credentials import (
     SigningCredentials,
@@ -185,10 +188,15 @@ async def open_policy_store(
     sink: RedisStreamAuditSink,
     pool: WorkerPool,
     classifiers: ClassifierBackends,
+    *,
+    variants: frozenset[str] = frozenset(),
 ) -> FilePolicyStore | RedisPolicyStore:
     """The versioned Redis store (seeded from the policy file), or the file itself."""
+    known = replace(KnownBackends.registered(), variants=variants)
     if settings.policy_store == "file":
         file_store = FilePolicyStore(settings.policy_file)
+        # the variant names, which only this gateway's generator knows (line numbers kept)
+        validate_policy_text(file_store.bundle.text, source=file_store.bundle.source, known=known)
         await pool.cpu(classifiers.prepare, file_store.bundle)
         bundle = file_store.bundle
         _say(f"policy {bundle.id!r} revision {bundle.revision} from {bundle.source} (fixed)")
@@ -197,7 +205,7 @@ async def open_policy_store(
     async def prepare(bundle: PolicyBundle) -> None:
         await pool.cpu(classifiers.prepare, bundle)
 
-    versions = PolicyVersions(redis, on_event=policy_event_recorder(sink))
+    versions = PolicyVersions(redis, known=known, on_event=policy_event_recorder(sink))
     store = RedisPolicyStore(versions, cache_dir=settings.data_dir / "policies", prepare=prepare)
     if settings.policy_file is not None:
         seed_text, seed_source = settings.policy_file.read_text("utf-8"), str(settings.policy_file)
@@ -255,7 +263,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         else:
             if replayed:
                 _say(f"replayed {replayed} spooled audit records into Redis")
-        policies = await open_policy_store(settings, redis, sink, pool, classifiers)
+        # before the policies: a policy may only route to a variant the generator serves
+        generators = GeneratorRouter(settings, pool.cpu)
+        stack.push_async_callback(generators.aclose)
+        policies = await open_policy_store(
+            settings, redis, sink, pool, classifiers, variants=generators.variants()
+        )
         if isinstance(policies, RedisPolicyStore):
             stack.push_async_callback(policies.stop)
         recorder = AuditRecorder(sink, policies)
@@ -272,14 +285,16 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
         stack.push_async_callback(_stop_maintenance, maintenance, sink)
 
-        generators = GeneratorRouter(settings, pool.cpu)
-        stack.push_async_callback(generators.aclose)
-
         keys = ApiKeyStore(redis, outage_grace_s=settings.key_outage_grace_s)
         try:
             await ensure_bootstrap_key(settings, keys)
         except KeyStoreUnavailable as exc:
             _say(f"bootstrap admin key not checked: {exc}")
+        files = file_delivery_from_settings(settings, pool.cpu)
+        sweep = asyncio.create_task(
+            files.sweep_forever(settings.storage.sweep_interval_s), name="genguard-storage-sweep"
+        )
+        stack.push_async_callback(_stop_task, sweep)
         pipeline = Pipeline(
             pool=pool,
             policies=policies,
@@ -290,6 +305,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             voices=RedisVoiceBank(redis),
             hash_banks=RedisHashBanks(redis),
             reviews=RedisReviewQueue(redis),
+            files=files,
+            max_input_pixels=settings.limits.max_input_pixels,
         )
         yield Services(
             settings=settings,
@@ -302,7 +319,14 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             generators=generators,
             signer_development=credentials.development,
             policies=policies,
+            files=files,
         )
+
+
+async def _stop_task(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def read_runtime_redis_url(data_dir: Path) -> str | None:

@@ -182,7 +182,7 @@ class RedisPolicyStore:
             bundle = validate_policy_text(
                 version.text,
                 source=f"{version.scope} v{version.number}",
-                known=self.versions.known,
+                known=self.versions.stored_known,
                 base=base,
             )
             if self._prepare is not None:

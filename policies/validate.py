@@ -28,6 +28,9 @@ class KnownBackends:
     image: frozenset[str]
     audio: frozenset[str]
     generators: frozenset[str]
+    # concept-erased variants the gateway's image generator serves; None: not known here (a
+    # policy file validated offline), so variant names are not checked
+    variants: frozenset[str] | None = None
 
     @classmethod
     def registered(cls) -> KnownBackends:
@@ -83,6 +86,12 @@ def _backend_issues(policy: Policy, node: yaml.Node, known: KnownBackends) -> It
             "image classifier",
         ),
         (
+            ("input", "classifiers"),
+            policy.input.classifiers,
+            known.image,
+            "image classifier",
+        ),
+        (
             ("output", "audio", "classifiers"),
             policy.output.audio.classifiers,
             known.audio,
@@ -100,6 +109,24 @@ def _backend_issues(policy: Policy, node: yaml.Node, known: KnownBackends) -> It
             if name in valid:
                 continue
             yield _unknown(node, (*loc, index), name, valid, kind)
+    if known.variants is not None:
+        yield from _variant_issues(policy, node, known.variants)
+
+
+def _variant_issues(
+    policy: Policy, node: yaml.Node, variants: frozenset[str]
+) -> Iterator[PolicyIssue]:
+    """A variant the image generator does not serve would fail every routed request (503):
+    refuse it when the policy is proposed instead."""
+    named: list[tuple[tuple[str | int, ...], str]] = []
+    if policy.generate.variant is not None:
+        named.append((("generate", "variant"), policy.generate.variant))
+    for index, rule in enumerate(policy.prompt.rules):
+        if rule.variant is not None:
+            named.append((("prompt", "rules", index, "variant"), rule.variant))
+    for loc, name in named:
+        if name not in variants:
+            yield _unknown(node, loc, name, variants, "concept-erased variant")
 
 
 def _unknown(
@@ -112,5 +139,5 @@ def _unknown(
     if suggestion:
         message += f"; did you mean {suggestion!r}?"
     message += f" (registered: {', '.join(expected) or 'none yet'})"
-    path = ".".join(str(p) for p in loc[:-1]) + f"[{loc[-1]}]"
+    path = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
     return PolicyIssue(path, message, line, column, suggestion, expected)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -188,9 +188,18 @@ class PolicyVersions:
 
     @property
     def known(self) -> KnownBackends:
+        """What a policy being written (validated, proposed, activated) is checked against."""
         if self._known is None:
             self._known = KnownBackends.registered()
         return self._known
+
+    @property
+    def stored_known(self) -> KnownBackends:
+        """What a stored version is checked against when it is loaded: the same, less the
+        variants. A version accepted earlier must stay loadable on a gateway that lacks one of
+        its variants (never fall back to another policy): its routed requests fail closed (503).
+        """
+        return replace(self.known, variants=None)
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -248,7 +257,9 @@ class PolicyVersions:
             active_base = await self.active(BASE_SCOPE)
             if active_base is not None:
                 base = validate_policy_text(
-                    active_base.text, source=f"base v{active_base.number}", known=self.known
+                    active_base.text,
+                    source=f"base v{active_base.number}",
+                    known=self.stored_known,
                 )
         return validate_policy_text(text, source=source, known=self.known, base=base)
 
@@ -404,7 +415,10 @@ class PolicyVersions:
                 continue
             try:
                 validate_policy_text(
-                    active.text, source=f"{scope} v{active.number}", known=self.known, base=base
+                    active.text,
+                    source=f"{scope} v{active.number}",
+                    known=self.stored_known,
+                    base=base,
                 )
             except PolicyValidationError as exc:
                 raise InvalidTransition(

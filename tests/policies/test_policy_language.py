@@ -4,6 +4,7 @@ the semantic diff, JSON Schema export, the generated reference page and replay f
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -70,6 +71,26 @@ def test_unknown_classifier_and_generator_names_fail_validation_with_lines() -> 
     known = KnownBackends(frozenset({"term_list"}), frozenset(), frozenset(), frozenset())
     with pytest.raises(PolicyValidationError, match="registered: none yet"):
         validate_policy_text("id: x\noutput:\n  image:\n    classifiers: [nudenet]\n", known=known)
+
+
+def test_variant_names_are_checked_against_the_variants_the_gateway_serves() -> None:
+    text = (
+        "id: x\nprompt:\n  rules:\n"
+        "    - {id: r, category: sexual, threshold: 0.5, action: route-to-variant,"
+        " variant: no-nudty}\n"
+        "generate:\n  variant: no-violence\n"
+    )
+    served = replace(KnownBackends.registered(), variants=frozenset({"no-nudity", "no-violence"}))
+    with pytest.raises(PolicyValidationError) as refused:
+        validate_policy_text(text, known=served)
+    [issue] = refused.value.issues
+    assert (issue.path, issue.line, issue.suggestion) == ("prompt.rules[0].variant", 4, "no-nudity")
+    assert "unknown concept-erased variant 'no-nudty'" in issue.message
+    # where the variants are not known (a file validated offline), names are not checked
+    assert validate_policy_text(text).policy.generate.variant == "no-violence"
+    none_served = replace(served, variants=frozenset())
+    with pytest.raises(PolicyValidationError, match="registered: none yet"):
+        validate_policy_text("id: x\ngenerate:\n  variant: no-violence\n", known=none_served)
 
 
 def test_declared_actions_that_are_not_enforced_yet_are_refused_clearly() -> None:
