@@ -22,6 +22,8 @@ from gateway.routes import (
     admin_policies,
     admin_voices,
     audio,
+    files,
+    image_edits,
     images,
     moderations,
     provenance,
@@ -37,9 +39,15 @@ logger = logging.getLogger("genguard")
 
 AUDITED_ROUTES = {
     "/v1/images/generations": "images.generations",
+    "/v1/images/edits": "images.edits",
+    "/v1/images/variations": "images.variations",
     "/v1/audio/speech": "audio.speech",
     "/v1/moderations": "moderations",
 }
+
+
+UPLOAD_ROUTES = frozenset({"/v1/images/edits", "/v1/images/variations"})
+"""Multipart uploads: limited by ``limits.max_upload_bytes`` instead of ``max_body_bytes``."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -58,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(images.router)
+    app.include_router(image_edits.router)
+    app.include_router(files.router)
     app.include_router(audio.router)
     app.include_router(moderations.router)
     app.include_router(system.router)
@@ -84,11 +94,15 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
         request.state.audited = False
         request.state.principal = None
         length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > settings.limits.max_body_bytes:
+        limit = (
+            settings.limits.max_upload_bytes
+            if request.url.path in UPLOAD_ROUTES
+            else settings.limits.max_body_bytes
+        )
+        if length and length.isdigit() and int(length) > limit:
             error = ApiError(
                 413,
-                f"request body of {length} bytes exceeds the limit of "
-                f"{settings.limits.max_body_bytes}",
+                f"request body of {length} bytes exceeds the limit of {limit}",
                 "request_too_large",
             )
             return await _audited_error(request, error)

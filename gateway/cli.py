@@ -23,6 +23,7 @@ from gateway.lifespan import audit_checkpoint_key, read_runtime_redis_url
 from gateway.policy_commands import OFFLINE, add_policy_commands, run_offline, run_online
 from gateway.recording import admin_record
 from gateway.settings import InsecureSettingsError, Settings
+from gateway.voice_commands import add_voice_commands, run_voice_command
 
 __all__ = ["main"]
 
@@ -65,6 +66,11 @@ def _parser() -> argparse.ArgumentParser:
         dest="hashbank_command", required=True
     )
     add_hashbank_commands(hashbank)
+
+    voices = commands.add_parser("voices", help="protected voices").add_subparsers(
+        dest="voices_command", required=True
+    )
+    add_voice_commands(voices)
 
     audit = commands.add_parser("audit", help="audit log").add_subparsers(
         dest="audit_command", required=True
@@ -162,6 +168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_provenance_verify(settings, args))
     if args.command == "hashbank":
         return asyncio.run(_hashbank(settings, args))
+    if args.command == "voices":
+        return asyncio.run(_voices(settings, args))
     return asyncio.run(_audit(settings, args))
 
 
@@ -259,6 +267,11 @@ async def _policy(settings: Settings, args: argparse.Namespace) -> int:
 async def _hashbank(settings: Settings, args: argparse.Namespace) -> int:
     async with _redis(settings) as redis:
         return await run_hashbank_command(redis, args, _actor())
+
+
+async def _voices(settings: Settings, args: argparse.Namespace) -> int:
+    async with _redis(settings) as redis:
+        return await run_voice_command(redis, args, _actor())
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> int:

@@ -17,6 +17,7 @@ from gateway.keys import ApiKeyStore, InvalidKey, KeyStoreUnavailable, Principal
 from gateway.pipeline import Pipeline
 from gateway.recording import AuditRecorder
 from gateway.settings import Settings
+from gateway.storage import FileDelivery
 from policies.redis_store import RedisPolicyStore
 from policies.store import FilePolicyStore
 
@@ -50,6 +51,7 @@ class Services:
     generators: GeneratorRouter
     signer_development: bool
     policies: FilePolicyStore | RedisPolicyStore | None = None
+    files: FileDelivery | None = None  # response_format=url (gateway.storage)
 
 
 def get_services(request: Request) -> Services:

@@ -35,6 +35,9 @@ class DeliveredAsset:
     sha256: str
     manifest_id: str | None
     watermark_id: str | None = None
+    # response_format=url: the storage key (gateway.storage) and when its link expires (Unix s)
+    location: str | None = None
+    location_expires: int | None = None
 
     @classmethod
     def unsigned(cls, artifact: Artifact) -> DeliveredAsset:

@@ -19,7 +19,7 @@ import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,6 +32,7 @@ from classifiers.image.pdq_bank import PdqBankClassifier, PdqHash, pdq_hash
 from gateway.backends import ClassifierBackends, GeneratorRouter
 from gateway.context import RequestContext
 from gateway.errors import ApiError, error_for_exception
+from gateway.input_stage import ParentLink, find_parents, input_runs, validate_inputs
 from gateway.media import (
     DeliveredAsset,
     MediaDecodeError,
@@ -43,13 +44,26 @@ from gateway.media import (
 from gateway.recording import AuditRecorder, StageLog
 from gateway.redaction import RedactedArtifact, redact_artifacts
 from gateway.review import RedisReviewQueue
+from gateway.storage import FileDelivery
 from gateway.workers import WorkerPool
-from generators.base import Artifact, GenerationRequest, Modality
+from generators.base import (
+    Artifact,
+    GenerationRequest,
+    Generator,
+    Modality,
+    Operation,
+    SafeGuidance,
+    SteerableGenerator,
+    operations_of,
+)
 from genguard_errors import GenGuardError
+from policies.combined import StageEvidence, decide_combined
 from policies.decision import Decision, Reason, decide, from_reasons, merge
 from policies.loader import PolicyBundle
 from policies.schema import Action, OnError, StageSection
+from policies.steering import speech_fallback, steering_for
 from policies.store import PolicyStore
+from provenance.ingredients import Ingredient, ingredients_of_inputs
 from provenance.manifest import ManifestSpec
 from provenance.stamp import ContentCredentials, StampedAsset
 from provenance.verifier import verify_asset
@@ -97,7 +111,11 @@ class Pipeline:
         voices: RedisVoiceBank | None = None,
         reviews: RedisReviewQueue | None = None,
         hash_banks: RedisHashBanks | None = None,
+        files: FileDelivery | None = None,
+        max_input_pixels: int = 4096 * 4096,
     ) -> None:
+        self._files = files
+        self._max_input_pixels = max_input_pixels
         self._voices = voices
         self._hash_banks = hash_banks
         self._reviews = reviews
@@ -114,8 +132,15 @@ class Pipeline:
     # -- image and speech generation -------------------------------------------------------
 
     async def generate(
-        self, ctx: RequestContext, request: GenerationRequest, params: dict[str, object]
+        self,
+        ctx: RequestContext,
+        request: GenerationRequest,
+        params: dict[str, object],
+        *,
+        delivery: Literal["b64_json", "url"] = "b64_json",
     ) -> GenerationResult:
+        """Run the stages; edits and variations (``request.images``) first pass the input
+        stage; ``delivery="url"`` stores the delivered outputs for signed links."""
         bundle = await self._policies.current(ctx.tenant)
         log = StageLog()
         upstream_ms = 0.0
@@ -133,11 +158,19 @@ class Pipeline:
                     "string_above_max_length",
                     param="prompt" if request.modality is Modality.IMAGE else "input",
                 )
-            # 1 prompt
-            decision = await self._classify_text(bundle, [request.prompt], log)
+            # 1 prompt (edits and variations: with the input stage on the uploads)
+            if request.images:
+                decision, request, parents = await self._classify_with_inputs(
+                    ctx, bundle, request, log
+                )
+                params = {**params, "parent_decisions": [p.decision_id for p in parents]}
+            else:
+                decision = await self._classify_text(bundle, [request.prompt], log)
+            if request.modality is Modality.AUDIO:
+                decision = speech_fallback(decision)  # speech cannot be routed to a variant
             if not decision.blocked:
                 # 2 harden
-                request = self._harden(bundle, request, log)
+                request = self._harden(bundle, request, decision, log)
                 # 3 generate
                 started = time.perf_counter()
                 try:
@@ -151,9 +184,11 @@ class Pipeline:
                 decision = merge([decision, output])
             if not decision.blocked:
                 # 5 provenance
-                assets = await self._sign(ctx, bundle, artifacts, log)
+                assets = await self._sign(ctx, bundle, artifacts, log, request)
                 if decision.action is Action.REVIEW:
                     await self._hold_for_review(ctx, decision, assets, log)
+                elif delivery == "url":
+                    assets = await self._store_for_links(ctx, bundle, assets, log)
         except ApiError as exc:
             error = exc
         except Exception as exc:  # fail closed: any failure is an error response, audited
@@ -185,7 +220,11 @@ class Pipeline:
         )
 
     def _harden(
-        self, bundle: PolicyBundle, request: GenerationRequest, log: StageLog
+        self,
+        bundle: PolicyBundle,
+        request: GenerationRequest,
+        decision: Decision,
+        log: StageLog,
     ) -> GenerationRequest:
         started = time.perf_counter()
         harden = bundle.policy.harden
@@ -209,7 +248,20 @@ class Pipeline:
             parts = [p for p in (request.negative_prompt, harden.negative_prompt) if p]
             request = replace(request, negative_prompt=", ".join(parts))
             changes.append("negative_prompt")
-        log.add("harden", None, latency_ms=_ms(started), verdict="ok", detail={"applied": changes})
+        detail: dict[str, object] = {"applied": changes}
+        steering = steering_for(bundle.policy, decision)
+        if request.modality is Modality.IMAGE and steering is not None:
+            # the policy's concept-erased variant / safe guidance (docs/erasure.md)
+            request = replace(
+                request,
+                variant=steering.variant or request.variant,
+                safe_guidance=None
+                if steering.safe_guidance is None
+                else SafeGuidance(steering.safe_guidance, steering.concept),
+            )
+            changes.extend(k for k in ("variant", "safe_guidance") if getattr(steering, k))
+            detail["steering"] = steering.to_json()
+        log.add("harden", None, latency_ms=_ms(started), verdict="ok", detail=detail)
         return request
 
     async def _generate(
@@ -226,6 +278,7 @@ class Pipeline:
                 type="permission_error",
                 param="model",
             )
+        _require_steering(generator, request)
         started = time.perf_counter()
         try:
             artifacts = await asyncio.wait_for(
@@ -247,7 +300,14 @@ class Pipeline:
             generator.name,
             latency_ms=_ms(started),
             verdict="ok",
-            detail={"model": request.model, "count": len(artifacts)},
+            detail={
+                "model": request.model,
+                "count": len(artifacts),
+                **({"variant": request.variant} if request.variant else {}),
+                **(
+                    {"safe_guidance": request.safe_guidance.preset} if request.safe_guidance else {}
+                ),
+            },
         )
         return artifacts
 
@@ -257,6 +317,7 @@ class Pipeline:
         bundle: PolicyBundle,
         artifacts: Sequence[Artifact],
         log: StageLog,
+        request: GenerationRequest | None = None,
     ) -> tuple[DeliveredAsset, ...]:
         section = bundle.policy.provenance
         credentials = self._signer
@@ -266,9 +327,8 @@ class Pipeline:
         started = time.perf_counter()
         # one verdict per stage, no classifier names; stage 1 is "input" in the manifest, so the
         # word "prompt" never travels with an asset
-        per_stage = {
-            ("input" if r.stage == "prompt" else r.stage): r.verdict for r in log.records()
-        }
+        per_stage = {_MANIFEST_STAGES.get(r.stage, r.stage): r.verdict for r in log.records()}
+        ingredients = _ingredients(request)
         verdicts = tuple(per_stage.items())
 
         def stamp_one(artifact: Artifact) -> Awaitable[StampedAsset]:
@@ -282,6 +342,7 @@ class Pipeline:
                 stage_verdicts=verdicts,
                 training_mining=section.training_mining,
                 redaction=artifact.redaction if isinstance(artifact, RedactedArtifact) else None,
+                ingredients=ingredients,
             )
             return self._pool.cpu(
                 credentials.stamp,
@@ -316,6 +377,116 @@ class Pipeline:
             },
         )
         return tuple(signed)
+
+    async def _classify_with_inputs(
+        self, ctx: RequestContext, bundle: PolicyBundle, request: GenerationRequest, log: StageLog
+    ) -> tuple[Decision, GenerationRequest, tuple[ParentLink, ...]]:
+        """Stage 1 of edits and variations: the uploads validated, then the prompt stage, the
+        input stage (image classifiers on every upload and the mask) and the lineage lookup
+        concurrently, then ``input.combined`` on the evidence of both stages."""
+        generator, _ = self._generators.resolve(request.modality, request.model)
+        if request.operation not in operations_of(generator):
+            raise ApiError(
+                400,
+                f"the model {request.model!r} ({generator.name}) cannot make image "
+                f"{request.operation.value}s",
+                "unsupported_value",
+                param="model",
+            )
+        checked = await validate_inputs(self._pool, request, log, self._max_input_pixels)
+        request = checked.request
+        section = bundle.policy.input
+        labels: dict[str, float] = {}
+
+        async def prompt_stage() -> tuple[Decision, list[Scores]]:
+            if request.operation is Operation.VARIATION:  # no prompt to judge
+                log.add("prompt", None, latency_ms=0.0, verdict="skipped")
+                return Decision(Action.ALLOW), []
+            prompt = bundle.policy.prompt
+            runs = self._text_runs(bundle)
+            found, failures = await self._score_stage("prompt", prompt, runs, [request.prompt], log)
+            scores = [item for result in found for item in result]
+            decision = from_reasons([*decide("prompt", prompt, scores).reasons, *failures])
+            log.set_verdict("prompt", decision.action.value)
+            return decision, scores
+
+        async def input_stage() -> tuple[Decision, list[Scores]]:
+            if not section.classifiers:
+                log.add("input", None, latency_ms=0.0, verdict="skipped")
+                return Decision(Action.ALLOW), []
+            await self._sync_hash_banks(section.classifiers)
+            runs = input_runs(section, lambda name: self._classifiers.image(name, section), labels)
+            found, failures = await self._score_stage("input", section, runs, checked.pixels, log)
+            scores = [item for result in found for item in result]
+            decision = from_reasons([*decide("input", section, scores).reasons, *failures])
+            log.set_verdict("input", decision.action.value)
+            return decision, scores
+
+        async def lineage() -> tuple[ParentLink, ...]:
+            if not section.lineage:
+                return ()
+            return await find_parents(self._pool, self._signer, ctx.tenant, request.images, log)
+
+        (
+            (prompt_decision, prompt_scores),
+            (input_decision, input_scores),
+            parents,
+        ) = await asyncio.gather(prompt_stage(), input_stage(), lineage())
+        evidence = {
+            "prompt": StageEvidence(prompt_scores),
+            "input": StageEvidence(input_scores, labels),
+        }
+        combined = decide_combined(section.combined, evidence)
+        if section.classifiers:  # the labels are kept for replays of candidate policies
+            log.add(
+                "combined",
+                None,
+                latency_ms=0.0,
+                verdict=combined.action.value,
+                detail={
+                    "labels": {k: round(v, 4) for k, v in sorted(labels.items())},
+                    "fired": [r.rule for r in combined.reasons],
+                },
+            )
+        return merge([prompt_decision, input_decision, combined]), request, parents
+
+    async def _store_for_links(
+        self,
+        ctx: RequestContext,
+        bundle: PolicyBundle,
+        assets: tuple[DeliveredAsset, ...],
+        log: StageLog,
+    ) -> tuple[DeliveredAsset, ...]:
+        """``response_format=url``: keep the signed outputs for the policy's retention."""
+        files = self._files
+        if files is None:
+            raise ApiError(
+                503,
+                "response_format=url is not available: this gateway has no file storage",
+                "storage_unavailable",
+                type="server_error",
+            )
+        started = time.perf_counter()
+        section = bundle.policy.delivery
+        try:
+            keys = await asyncio.gather(
+                *(files.put(ctx.tenant, a.data, a.mime_type, section.retention_s) for a in assets)
+            )
+        except Exception as exc:
+            log.add_error("deliver", files.store.name, exc, started)
+            raise
+        expires = int(time.time()) + section.url_ttl_s
+        log.add(
+            "deliver",
+            files.store.name,
+            latency_ms=_ms(started),
+            verdict="ok",
+            detail={"files": [k.key for k in keys], "link_expires": expires},
+        )
+        return tuple(
+            replace(a, location=k.key, location_expires=expires)
+            for a, k in zip(assets, keys, strict=True)
+        )
 
     async def verify(self, data: bytes, trust_anchors_pem: bytes | None) -> dict[str, object]:
         """``POST /v1/provenance/verify``: C2PA report, watermark, recovered manifest.
@@ -652,6 +823,43 @@ class Pipeline:
             log.extend(item_log, label=f"input[{index}]")
             out.append((item, item_scores))
         return out
+
+
+def _require_steering(generator: Generator, request: GenerationRequest) -> None:
+    """Fail closed: a variant or safe guidance the generator cannot honour refuses the request."""
+    if request.variant is None and request.safe_guidance is None:
+        return
+    wanted = f"variant {request.variant!r}" if request.variant else "safe latent guidance"
+    if not isinstance(generator, SteerableGenerator):
+        raise ApiError(
+            503,
+            f"this request must be generated with the {wanted}, which the generator "
+            f"{generator.name!r} cannot do (configure image_generator = diffusers_local)",
+            "variant_unavailable",
+            type="server_error",
+        )
+    if request.variant is not None and request.variant not in generator.variants:
+        raise ApiError(
+            503,
+            f"the variant {request.variant!r} is not loaded here "
+            f"(loaded: {', '.join(generator.variants) or 'none'}; see genguard variants list)",
+            "variant_unavailable",
+            type="server_error",
+        )
+
+
+_MANIFEST_STAGES = {"prompt": "input", "input": "uploads"}
+"""Stage names as the manifest shows them: the word "prompt" never travels with an asset."""
+
+
+def _ingredients(request: GenerationRequest | None) -> tuple[Ingredient, ...]:
+    if request is None or not request.images:
+        return ()
+    mask = request.mask
+    return ingredients_of_inputs(
+        [(image.data, image.mime_type) for image in request.images],
+        (mask.data, mask.mime_type) if mask is not None else None,
+    )
 
 
 def _failure_reason(stage: str, classifier: str, exc: Exception, on_error: OnError) -> list[Reason]:

@@ -22,6 +22,7 @@ __all__ = [
     "LimitSettings",
     "ProvenanceSettings",
     "Settings",
+    "StorageSettings",
     "UpstreamSettings",
 ]
 
@@ -90,6 +91,11 @@ class ClassifierSettings(_Section):
     clip_weights: Path | None = None
     clip_head: Path | None = None
     clip_head_category: Annotated[str, Field(min_length=1)] = "sexual"
+    # transcript: the speech recogniser; the Whisper ones load a local model directory (never
+    # downloaded); threads: faster_whisper's CTranslate2 threads (torch keeps its own setting)
+    recognizer: Literal["pocketsphinx", "faster_whisper", "transformers_whisper"] = "pocketsphinx"
+    recognizer_path: Path | None = None
+    recognizer_threads: Annotated[int, Field(ge=1, le=64)] = 1
 
 
 class DiffusersSettings(_Section):
@@ -114,7 +120,39 @@ class AuditSettings(_Section):
 
 class LimitSettings(_Section):
     max_body_bytes: Annotated[int, Field(ge=1024)] = 1_000_000
-    media_ttl_s: Annotated[int, Field(ge=60)] = 3600
+    # uploads of /v1/images/edits and /variations (docs/image-edits.md): the whole request,
+    # each file, the pixels of each image (checked from the header, before decoding; at most
+    # 8192x8192) and how many images one request may upload
+    max_upload_bytes: Annotated[int, Field(ge=1024)] = 50_000_000
+    max_input_image_bytes: Annotated[int, Field(ge=1024)] = 20_000_000
+    max_input_pixels: Annotated[int, Field(ge=64 * 64, le=8192 * 8192)] = 4096 * 4096
+    max_input_images: Annotated[int, Field(ge=1, le=16)] = 4
+
+
+class StorageSettings(_Section):
+    """Where outputs delivered with ``response_format=url`` are kept, and the key that signs
+    their links (unset: a development key generated in the data dir; required in production).
+
+    ``local``: files under ``directory`` (default ``<data dir>/files``); ``s3``: an
+    S3-compatible bucket (boto3, ``pip install 'genguard[s3]'``).
+    """
+
+    backend: Literal["local", "s3"] = "local"
+    directory: Path | None = None
+    url_secret: SecretStr | None = None
+    sweep_interval_s: Annotated[float, Field(gt=0, le=86_400)] = 60.0
+    s3_bucket: str | None = None
+    s3_prefix: str = "genguard/"
+    s3_endpoint_url: str | None = None  # e.g. a MinIO or Ceph endpoint; unset: AWS
+    s3_region: str | None = None
+    s3_access_key_id: SecretStr | None = None  # unset: boto3's default credential chain
+    s3_secret_access_key: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _s3_needs_a_bucket(self) -> StorageSettings:
+        if self.backend == "s3" and not self.s3_bucket:
+            raise ValueError("GENGUARD_STORAGE__S3_BUCKET is required when the backend is 's3'")
+        return self
 
 
 class Settings(BaseSettings):
@@ -148,6 +186,7 @@ class Settings(BaseSettings):
     provenance: ProvenanceSettings = ProvenanceSettings()
     classifiers: ClassifierSettings = ClassifierSettings()
     limits: LimitSettings = LimitSettings()
+    storage: StorageSettings = StorageSettings()
     audit: AuditSettings = AuditSettings()
     diffusers: DiffusersSettings = DiffusersSettings()
 
@@ -189,6 +228,11 @@ class Settings(BaseSettings):
             problems.append(
                 "GENGUARD_AUDIT__CHECKPOINT_KEY is required in production when "
                 "GENGUARD_AUDIT__RETENTION_DAYS is set (it signs retention checkpoints)"
+            )
+        if self.storage.url_secret is None:
+            problems.append(
+                "GENGUARD_STORAGE__URL_SECRET is required in production (it signs the links of "
+                "outputs delivered with response_format=url)"
             )
         if problems:
             raise InsecureSettingsError(

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
-from typing import ClassVar, ParamSpec, Protocol, TypeVar
+from typing import ClassVar, ParamSpec, Protocol, TypeVar, runtime_checkable
 
 from genguard_errors import GenGuardError
 
@@ -29,10 +29,15 @@ __all__ = [
     "GenerationError",
     "GenerationRequest",
     "Generator",
+    "InputImage",
     "Modality",
+    "Operation",
+    "SafeGuidance",
+    "SteerableGenerator",
     "UnsupportedRequest",
     "UpstreamError",
     "UpstreamTimeout",
+    "operations_of",
     "png_artifacts",
     "require_model",
 ]
@@ -54,6 +59,14 @@ class CpuRunner(Protocol):
 class Modality(StrEnum):
     IMAGE = "image"
     AUDIO = "audio"
+
+
+class Operation(StrEnum):
+    """What an image request asks for: a new image, an edit of uploaded ones, or variations."""
+
+    GENERATE = "generate"
+    EDIT = "edit"  # POST /v1/images/edits: images (+ optional mask) and a prompt
+    VARIATION = "variation"  # POST /v1/images/variations: one image, no prompt
 
 
 class GenerationError(GenGuardError):
@@ -82,6 +95,33 @@ class UpstreamTimeout(GenerationError):
 
 
 @dataclass(frozen=True, slots=True)
+class SafeGuidance:
+    """Safe Latent Diffusion for one request: a preset (``weak`` … ``max``) and the concept
+    guided away from (``None``: the generator's default). Set by the policy (harden stage),
+    never by the client."""
+
+    preset: str
+    concept: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class InputImage:
+    """An uploaded image (or mask) of an edit or variation, as validated by the gateway.
+
+    ``data`` are the bytes as uploaded (never re-encoded: an embedded C2PA manifest stays);
+    ``mime_type`` is sniffed from them (PNG, JPEG or WebP); ``name`` is the form field it came in
+    (``image[0]``, ``mask``), never the client's file name.
+    """
+
+    data: bytes
+    mime_type: str
+    width: int
+    height: int
+    name: str
+    has_alpha: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class GenerationRequest:
     """What to generate, after the prompt and harden stages.
 
@@ -89,7 +129,11 @@ class GenerationRequest:
     rewrote it); ``negative_prompt`` carries the policy's safety negative prompt for generators
     that support one. ``size`` is ``(width, height)`` for images. ``voice``, ``audio_format``
     and ``speed`` apply to speech. ``model`` is the model name the client asked for, already
-    resolved to this generator.
+    resolved to this generator. ``variant`` (a concept-erased variant of the model) and
+    ``safe_guidance`` are set by the policy; only a ``SteerableGenerator`` honours them.
+    ``operation`` is ``edit`` or ``variation`` for requests that upload ``images`` (and, for
+    edits, an optional ``mask`` whose transparent pixels mark what may change); generators that
+    do more than ``generate`` list them in their ``operations`` class attribute.
     """
 
     modality: Modality
@@ -103,7 +147,11 @@ class GenerationRequest:
     audio_format: str = "wav"
     speed: float = 1.0
     variant: str | None = None
+    safe_guidance: SafeGuidance | None = None
     extra: Mapping[str, object] = field(default_factory=dict)
+    operation: Operation = Operation.GENERATE
+    images: tuple[InputImage, ...] = ()
+    mask: InputImage | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "extra", MappingProxyType(dict(self.extra)))
@@ -143,6 +191,30 @@ class Generator(Protocol):
     async def aclose(self) -> None:
         """Release connections or threads."""
         ...
+
+
+@runtime_checkable
+class SteerableGenerator(Protocol):
+    """A generator that serves concept-erased variants of its models and Safe Latent Diffusion
+    guidance (``GenerationRequest.variant`` / ``.safe_guidance``). The pipeline refuses to send
+    either to a generator that is not one: a policy that routes to a variant fails closed."""
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """Names of the variants loaded (``<model>:<variant>`` appear in ``models``)."""
+        ...
+
+    def variant_info(self, name: str) -> Mapping[str, object]:
+        """What a variant is (method, concepts, guide, …), for ``GET /v1/models``."""
+        ...
+
+
+def operations_of(generator: Generator) -> frozenset[Operation]:
+    """What ``generator`` can do: its ``operations`` class attribute, else only ``generate``."""
+    declared = getattr(generator, "operations", None)
+    if isinstance(declared, frozenset):
+        return frozenset(op for op in declared if isinstance(op, Operation))
+    return frozenset({Operation.GENERATE})
 
 
 def require_model(

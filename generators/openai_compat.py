@@ -30,7 +30,9 @@ from PIL import Image
 from generators.base import (
     Artifact,
     GenerationRequest,
+    InputImage,
     Modality,
+    Operation,
     UnsupportedRequest,
     UpstreamError,
     UpstreamTimeout,
@@ -52,7 +54,9 @@ _PCM_SAMPLE_RATE = 24_000  # OpenAI's pcm: raw 24 kHz signed 16-bit little-endia
 
 
 class OpenAICompatGenerator:
-    """Images (``/images/generations``) and speech (``/audio/speech``) from an upstream API.
+    """Images (``/images/generations``; edits and variations forwarded as multipart to
+    ``/images/edits`` and ``/images/variations``) and speech (``/audio/speech``) from an
+    upstream API.
 
     ``base_url`` includes the version prefix (``https://api.openai.com/v1``). ``models`` are the
     upstream model names this generator answers to; ``modalities`` restricts what this instance
@@ -64,6 +68,7 @@ class OpenAICompatGenerator:
 
     name: ClassVar[str] = "openai_compat"
     modalities: ClassVar[frozenset[Modality]] = _ALL_MODALITIES
+    operations: ClassVar[frozenset[Operation]] = frozenset(Operation)
 
     def __init__(
         self,
@@ -118,6 +123,8 @@ class OpenAICompatGenerator:
         self._validate(request)
         try:
             async with asyncio.timeout(self._timeout_s):
+                if request.modality is Modality.IMAGE and request.images:
+                    return await self._edit_images(request)
                 if request.modality is Modality.IMAGE:
                     return await self._generate_images(request)
                 return await self._generate_speech(request)
@@ -153,6 +160,36 @@ class OpenAICompatGenerator:
         if request.size is not None:
             body["size"] = f"{request.size[0]}x{request.size[1]}"
         response = await self._post("images/generations", body, accept="application/json")
+        return await self._image_artifacts(response, request)
+
+    async def _edit_images(self, request: GenerationRequest) -> list[Artifact]:
+        """An edit or variation as the OpenAI API takes it: multipart, one image as ``image``,
+        several as ``image[]`` (what the official client sends), the mask as ``mask``."""
+        fields: dict[str, str] = {
+            "model": request.model,
+            "n": str(request.n),
+            "response_format": "b64_json",
+        }
+        if request.operation is Operation.EDIT:
+            fields["prompt"] = request.prompt
+        if request.size is not None:
+            fields["size"] = f"{request.size[0]}x{request.size[1]}"
+        field = "image" if len(request.images) == 1 else "image[]"
+        files = [
+            (field, _upload(image, f"image-{i + 1}")) for i, image in enumerate(request.images)
+        ]
+        if request.mask is not None:
+            files.append(("mask", _upload(request.mask, "mask")))
+        path = "images/edits" if request.operation is Operation.EDIT else "images/variations"
+        url = self._base_url.copy_with(path=self._base_url.path.rstrip("/") + "/" + path)
+        headers = {"Accept": "application/json", **self._auth_headers()}
+        response = await self._client.post(url, data=fields, files=files, headers=headers)
+        self._raise_for_error(response)
+        return await self._image_artifacts(response, request)
+
+    async def _image_artifacts(
+        self, response: httpx.Response, request: GenerationRequest
+    ) -> list[Artifact]:
         items = _image_items(response, request.n)
         artifacts = []
         for item in items[: request.n]:
@@ -248,8 +285,13 @@ class OpenAICompatGenerator:
         url = self._base_url.copy_with(path=self._base_url.path.rstrip("/") + "/" + path)
         headers = {"Accept": accept, **self._auth_headers()}
         response = await self._client.post(url, json=body, headers=headers)
+        self._raise_for_error(response)
+        return response
+
+    def _raise_for_error(self, response: httpx.Response) -> None:
+        """``UpstreamError`` for anything but a success (a redirect counts as a bad answer)."""
         if response.is_success:
-            return response
+            return
         if response.status_code < 400:
             raise UpstreamError(
                 f"the upstream answered HTTP {response.status_code}, not a result",
@@ -281,6 +323,11 @@ class OpenAICompatGenerator:
                 f"unknown model {request.model!r}; expected one of {', '.join(self._models)}",
                 param="model",
             )
+
+
+def _upload(image: InputImage, stem: str) -> tuple[str, bytes, str]:
+    extension = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
+    return f"{stem}.{extension.get(image.mime_type, 'png')}", image.data, image.mime_type
 
 
 def _bad_response(reason: str, cause: BaseException | None = None) -> NoReturn:

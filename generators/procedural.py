@@ -8,6 +8,13 @@ watermarks downstream have real content to work on.
 
 Output is a pure function of (prompt, seed, size, index in batch): the same request gives the same
 bytes on every machine with the same numpy / Pillow versions.
+
+Edits and variations are real image operations on the uploads, equally deterministic (a pure
+function of the input pixels, prompt, seed, size and index): an edit fills the editable area
+(the mask's transparent pixels; without a mask, the first image's own transparency; without
+either, the whole image at half strength) with the procedural picture of the prompt, mixed with
+any further images; every pixel outside it is kept exactly. A variation turns the image's
+colours by a seeded hue angle and lays the procedural texture over it.
 """
 
 from __future__ import annotations
@@ -27,12 +34,13 @@ from generators.base import (
     CpuRunner,
     GenerationRequest,
     Modality,
+    Operation,
     UnsupportedRequest,
     png_artifacts,
     require_model,
 )
 
-__all__ = ["ProceduralImageGenerator", "render_procedural_png"]
+__all__ = ["ProceduralImageGenerator", "render_procedural_edit", "render_procedural_png"]
 
 MIN_SIDE = 64
 MAX_SIDE = 2048
@@ -53,6 +61,7 @@ class ProceduralImageGenerator:
 
     name: ClassVar[str] = "procedural"
     modalities: ClassVar[frozenset[Modality]] = frozenset({Modality.IMAGE})
+    operations: ClassVar[frozenset[Operation]] = frozenset(Operation)
     _MODELS: ClassVar[tuple[str, ...]] = ("genguard-procedural-demo",)
 
     def __init__(self, *, run_cpu: CpuRunner | None = None) -> None:
@@ -64,10 +73,20 @@ class ProceduralImageGenerator:
 
     async def generate(self, request: GenerationRequest) -> list[Artifact]:
         width, height = self._validate(request)
-        renders = [
-            self._run_cpu(render_procedural_png, request.prompt, request.seed, (width, height), i)
-            for i in range(request.n)
-        ]
+        if request.operation is not Operation.GENERATE:
+            if not request.images:
+                raise UnsupportedRequest(f"an image {request.operation.value} needs an image")
+            renders = [
+                self._run_cpu(render_procedural_edit, request, (width, height), i)
+                for i in range(request.n)
+            ]
+        else:
+            renders = [
+                self._run_cpu(
+                    render_procedural_png, request.prompt, request.seed, (width, height), i
+                )
+                for i in range(request.n)
+            ]
         images = await asyncio.gather(*renders)
         return png_artifacts(images, generator=self.name, model=request.model, size=(width, height))
 
@@ -95,6 +114,60 @@ def render_procedural_png(
     width, height = size
     rng = np.random.default_rng(_seed_material(prompt, seed, size, index))
     pixels = _compose(rng, width, height)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels, mode="RGB").save(buffer, format="PNG", compress_level=1)
+    return buffer.getvalue()
+
+
+def render_procedural_edit(
+    request: GenerationRequest, size: tuple[int, int], index: int = 0
+) -> bytes:
+    """Edit or vary ``request.images`` (see the module docstring) and encode the result as PNG.
+
+    CPU-bound; a pure function of the input pixels, prompt, seed, size and index."""
+    width, height = size
+    digests = "".join(hashlib.sha256(i.data).hexdigest() for i in request.images)
+    mask_digest = hashlib.sha256(request.mask.data).hexdigest() if request.mask else ""
+    key = f"{request.operation.value}\x00{digests}\x00{mask_digest}\x00{request.prompt}"
+    rng = np.random.default_rng(_seed_material(key, request.seed, size, index))
+    base = _decode_rgba(request.images[0].data, size)
+    original = base[..., :3]
+    picture = _compose(rng, width, height).astype(np.float32)
+    if request.operation is Operation.VARIATION:
+        turned = _turn_hue(original, float(rng.uniform(0.08, 0.92)))
+        result = turned.astype(np.float32) * np.float32(0.8) + picture * np.float32(0.2)
+        return _encode_png(np.clip(result + 0.5, 0, 255).astype(np.uint8))
+    fill = picture
+    others = [_decode_rgba(i.data, size)[..., :3].astype(np.float32) for i in request.images[1:]]
+    if others:
+        fill = (picture + np.mean(others, axis=0, dtype=np.float32)) / np.float32(2.0)
+    if request.mask is not None:
+        editable = 1.0 - _decode_rgba(request.mask.data, size)[..., 3].astype(np.float32) / 255.0
+    elif request.images[0].has_alpha:
+        editable = 1.0 - base[..., 3].astype(np.float32) / 255.0
+    else:
+        editable = np.full((height, width), 0.5, dtype=np.float32)
+    weight = editable[..., None]
+    blended = original.astype(np.float32) * (1 - weight) + fill * weight
+    edited = np.clip(blended + 0.5, 0, 255).astype(np.uint8)
+    return _encode_png(np.where(weight > 0, edited, original))
+
+
+def _decode_rgba(data: bytes, size: tuple[int, int]) -> NDArray[np.uint8]:
+    with Image.open(io.BytesIO(data)) as image:
+        rgba = image.convert("RGBA")
+    if rgba.size != size:
+        rgba = rgba.resize(size, Image.Resampling.BICUBIC)
+    return np.asarray(rgba, dtype=np.uint8)
+
+
+def _turn_hue(rgb: NDArray[np.uint8], turn: float) -> NDArray[np.uint8]:
+    hsv = np.array(Image.fromarray(rgb, mode="RGB").convert("HSV"), dtype=np.uint16)
+    hsv[..., 0] = (hsv[..., 0] + round(turn * 256)) % 256
+    return np.asarray(Image.fromarray(hsv.astype(np.uint8), mode="HSV").convert("RGB"))
+
+
+def _encode_png(pixels: NDArray[np.uint8]) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(pixels, mode="RGB").save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()

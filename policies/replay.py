@@ -22,6 +22,7 @@ from typing import Any
 from audit.record import AuditRecord, StageRecord
 from classifiers.base import Scores
 from classifiers.taxonomy import Category
+from policies.combined import replay_uploads
 from policies.decision import Decision, Reason, decide, from_reasons
 from policies.loader import PolicyBundle
 from policies.schema import Action, Policy, StageSection
@@ -37,9 +38,11 @@ __all__ = [
 MODALITY_OF_ROUTE = {
     "images.generations": "image",
     "images.edits": "image",
+    "images.variations": "image",
     "audio.speech": "audio",
 }
 MODERATION_ROUTE = "moderations"
+UPLOAD_ROUTES = frozenset({"images.edits", "images.variations"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,8 @@ def evaluate_record(
     if modality is None:
         return None
     prompt = _stage_decision("prompt", policy.prompt, stages)
+    if route in UPLOAD_ROUTES:  # edits and variations: the input stage and combined rules
+        prompt = from_reasons([*prompt.reasons, *replay_uploads(policy, stages).reasons])
     if prompt.blocked:
         return Outcome(prompt.action.value, prompt.reasons)
     section = policy.output.image if modality == "image" else policy.output.audio

@@ -20,6 +20,7 @@ import base64
 from dataclasses import dataclass, fields
 from typing import Any
 
+from provenance.ingredients import Ingredient, edit_actions
 from provenance.media import signable_mime_type
 
 __all__ = [
@@ -79,6 +80,9 @@ class ManifestSpec:
     stage_verdicts: tuple[tuple[str, str], ...] = ()
     training_mining: str | None = None
     redaction: str | None = None  # e.g. "pixelate 2 regions (nudity)": the blur action applied
+    # edits and variations: the uploaded inputs (provenance.ingredients); the actions become
+    # c2pa.opened + c2pa.edited (compositeWithTrainedAlgorithmicMedia) instead of c2pa.created
+    ingredients: tuple[Ingredient, ...] = ()
 
     def __post_init__(self) -> None:
         for field in fields(self):
@@ -122,6 +126,8 @@ def manifest_definition(spec: ManifestSpec, mime_type: str) -> dict[str, Any]:
             "parameters": {"model": spec.model},
         }
     ]
+    if spec.ingredients:
+        actions = edit_actions(spec.ingredients, spec.generator, {"model": spec.model})
     if spec.redaction is not None:
         genguard["redaction"] = spec.redaction
         actions.append(

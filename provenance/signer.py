@@ -26,6 +26,7 @@ from generators.base import Artifact
 from provenance.credentials import SigningCredentials
 from provenance.errors import CredentialsError, SigningFailed, UnsupportedMedia
 from provenance.external_signer import ExternalSigner
+from provenance.ingredients import Ingredient, add_ingredients
 from provenance.manifest import ManifestSpec, manifest_definition
 from provenance.media import mime_type_from_bytes, signable_mime_type
 
@@ -95,7 +96,9 @@ class C2paSigner:
         # We choose the label so the manifest id is known without reading the asset back.
         manifest_id = f"urn:c2pa:{uuid.uuid4()}"
         definition["label"] = manifest_id
-        signed, manifest_store = self._embed(artifact.data, mime_type, definition, manifest_id)
+        signed, manifest_store = self._embed(
+            artifact.data, mime_type, definition, manifest_id, spec.ingredients
+        )
         return SignedAsset(
             data=signed,
             mime_type=mime_type,
@@ -130,7 +133,12 @@ class C2paSigner:
         return c2pa.Signer.from_info(signer_info)
 
     def _embed(
-        self, data: bytes, mime_type: str, definition: dict[str, Any], manifest_id: str
+        self,
+        data: bytes,
+        mime_type: str,
+        definition: dict[str, Any],
+        manifest_id: str,
+        ingredients: tuple[Ingredient, ...] = (),
     ) -> tuple[bytes, bytes]:
         failures: list[Exception] = []
         try:
@@ -144,6 +152,7 @@ class C2paSigner:
                 c2pa.Context.from_json(self._settings) as context,
                 c2pa.Builder(definition, context=context) as builder,
             ):
+                add_ingredients(builder, ingredients)
                 manifest_store = builder.sign(signer, mime_type, io.BytesIO(data), destination)
         except c2pa.C2paError as exc:
             if failures:

@@ -2,6 +2,8 @@
 
 It stands in for OpenAI (or any provider behind ``OpenAICompatGenerator``) in unit and end-to-end
 tests. It answers ``POST /v1/images/generations`` with real PNGs (Pillow) of the requested size,
+``POST /v1/images/edits`` and ``/v1/images/variations`` (multipart, as OpenAI takes them) with the
+first uploaded image's colours inverted (recorded ``body``: ``{"fields": …, "files": […]}``),
 ``POST /v1/audio/speech`` with a real WAV (or raw 24 kHz PCM), and ``GET /v1/models``. Set
 ``.mode`` to make it misbehave; every request it receives is recorded in ``.requests``::
 
@@ -217,6 +219,51 @@ def _build_app(upstream: FakeUpstream, port: int) -> Starlette:
             data[-1]["revised_prompt"] = f"{body['prompt']} (revised by the fake upstream)"
         return JSONResponse({"created": int(time.time()), "data": data})
 
+    async def image_edits(request: Request) -> Response:
+        form = await request.form()
+        fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        files = []
+        for key, value in form.multi_items():
+            if not isinstance(value, str):
+                data = await value.read()
+                files.append(
+                    {
+                        "field": key,
+                        "filename": value.filename,
+                        "content_type": value.content_type,
+                        "data": data,
+                    }
+                )
+        upstream.requests.append(
+            ReceivedRequest(
+                method=request.method,
+                path=request.url.path,
+                body={"fields": fields, "files": files},
+                authorization=request.headers.get("authorization"),
+                headers=dict(request.headers),
+            )
+        )
+        failure = unauthorised(request) or await misbehave(request)
+        if failure is not None:
+            return failure
+        images = [f for f in files if str(f["field"]).startswith("image")]
+        if not images:
+            return _error(400, "'image' is a required property", "invalid_request_error", None)
+        if request.url.path.endswith("/edits") and not fields.get("prompt"):
+            return _error(400, "'prompt' is a required property", "invalid_request_error", None)
+        n = int(fields.get("n") or 1)
+        with Image.open(io.BytesIO(images[0]["data"])) as opened:  # type: ignore[arg-type]
+            source = opened.convert("RGB")
+        size = _parse_size(fields["size"]) if fields.get("size") else source.size
+        if size is None:
+            message = f"Invalid 'size': {fields.get('size')!r}"
+            return _error(400, message, "invalid_request_error", "invalid_value")
+        inverted = Image.eval(source.resize(size), lambda v: 255 - v)
+        buffer = io.BytesIO()
+        inverted.save(buffer, format="PNG")
+        encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+        return JSONResponse({"created": int(time.time()), "data": [{"b64_json": encoded}] * n})
+
     async def audio_speech(request: Request) -> Response:
         body = await record(request)
         failure = unauthorised(request) or await misbehave(request)
@@ -260,6 +307,8 @@ def _build_app(upstream: FakeUpstream, port: int) -> Starlette:
     return Starlette(
         routes=[
             Route("/v1/images/generations", images_generations, methods=["POST"]),
+            Route("/v1/images/edits", image_edits, methods=["POST"]),
+            Route("/v1/images/variations", image_edits, methods=["POST"]),
             Route("/v1/audio/speech", audio_speech, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
             Route("/files/{name}", files, methods=["GET"]),

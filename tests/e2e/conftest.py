@@ -75,8 +75,14 @@ def settings_with_policy(redis_url: str, data_dir: Path, policy_text: str) -> Se
 
 
 @pytest.fixture(scope="module")
-def gateway_settings(clean_redis: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def gateway_settings(
+    request: pytest.FixtureRequest, clean_redis: str, tmp_path_factory: pytest.TempPathFactory
+) -> Settings:
+    """Embedded defaults, or the test module's ``POLICY`` text when it defines one."""
     data_dir: Path = tmp_path_factory.mktemp("genguard")
+    policy_text: str | None = getattr(request.module, "POLICY", None)
+    if policy_text is not None:
+        return settings_with_policy(clean_redis, data_dir, policy_text)
     return Settings(redis_url=clean_redis, data_dir=data_dir, bootstrap_key=make_key())
 
 
@@ -92,3 +98,10 @@ def gateway(gateway_settings: Settings) -> Iterator[RunningGateway]:
             settings=gateway_settings,
             redis_url=gateway_settings.redis_url.get_secret_value(),
         )
+
+
+@pytest.fixture
+def http(gateway: RunningGateway) -> Iterator[httpx.Client]:
+    """An HTTP client with the bootstrap admin key."""
+    with gateway.http() as client:
+        yield client

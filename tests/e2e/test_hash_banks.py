@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import base64
 import io
-from collections.abc import Iterator
 
 import httpx
 import openai
 import pytest
 from PIL import Image
 
-from gateway.settings import Settings
 from generators.procedural import render_procedural_png
 from tests.e2e.audit_helpers import record_for, stream_records
-from tests.e2e.conftest import RunningGateway, settings_with_policy
+from tests.e2e.conftest import RunningGateway
 
 POLICY = """
 id: hashbanks
@@ -29,17 +27,6 @@ output:
       - {id: known-image, category: hash-match, threshold: 0.5, action: block}
 """
 PROMPT, SEED, SIZE = "a lighthouse at dawn", 11, (256, 256)
-
-
-@pytest.fixture(scope="module")
-def gateway_settings(clean_redis: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return settings_with_policy(clean_redis, tmp_path_factory.mktemp("genguard"), POLICY)
-
-
-@pytest.fixture
-def http(gateway: RunningGateway) -> Iterator[httpx.Client]:
-    with gateway.http() as client:
-        yield client
 
 
 def generate(client: openai.OpenAI, prompt: str) -> object:

@@ -4,14 +4,11 @@ then blocked as ``protected-person``; removing it lets the same request through.
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 
 import httpx
-import pytest
 
-from gateway.settings import Settings
 from tests.e2e.audit_helpers import record_for, stream_records
-from tests.e2e.conftest import RunningGateway, settings_with_policy
+from tests.e2e.conftest import RunningGateway
 
 POLICY = """
 id: voices
@@ -24,17 +21,6 @@ output:
     rules:
       - {id: cloned-voice, category: protected-person, threshold: 0.75, action: block}
 """
-
-
-@pytest.fixture(scope="module")
-def gateway_settings(clean_redis: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return settings_with_policy(clean_redis, tmp_path_factory.mktemp("genguard"), POLICY)
-
-
-@pytest.fixture
-def http(gateway: RunningGateway) -> Iterator[httpx.Client]:
-    with gateway.http() as client:
-        yield client
 
 
 def speech(http: httpx.Client, text: str) -> httpx.Response:

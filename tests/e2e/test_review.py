@@ -11,9 +11,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from gateway.settings import Settings
 from tests.e2e.audit_helpers import record_for, stream_records
-from tests.e2e.conftest import RunningGateway, create_keys, settings_with_policy
+from tests.e2e.conftest import RunningGateway, create_keys
 
 POLICY = """
 id: reviewed
@@ -34,11 +33,6 @@ class Keys:
     reviewer: str
     auditor: str
     other_client: str
-
-
-@pytest.fixture(scope="module")
-def gateway_settings(clean_redis: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return settings_with_policy(clean_redis, tmp_path_factory.mktemp("genguard"), POLICY)
 
 
 @pytest.fixture(scope="module")

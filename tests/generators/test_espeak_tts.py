@@ -190,7 +190,8 @@ async def test_other_bad_requests(
 
 def assert_same_speech(got: bytes, expected: bytes) -> None:
     """espeak-ng is not bit-reproducible (a few samples of jitter between runs), so compare the
-    loudness envelope in 50 ms windows: the same utterance correlates > 0.98, another ~0.3."""
+    loudness envelope in 50 ms windows: the same utterance correlates > 0.98 on a quiet machine
+    (0.94 seen under heavy load), another ~0.3."""
     got_samples, expected_samples = read_wav(got)[1], read_wav(expected)[1]
     assert abs(got_samples.size - expected_samples.size) < 0.01 * expected_samples.size
     window = 1102
@@ -199,7 +200,7 @@ def assert_same_speech(got: bytes, expected: bytes) -> None:
         np.sqrt((s[:n].reshape(-1, window).astype(np.float64) ** 2).mean(axis=1))
         for s in (got_samples, expected_samples)
     ]
-    assert np.corrcoef(*envelopes)[0, 1] > 0.95
+    assert np.corrcoef(*envelopes)[0, 1] > 0.9
 
 
 async def test_speech_comparison_tells_utterances_apart(generator: EspeakSpeechGenerator) -> None:

@@ -32,6 +32,7 @@ def test_spec_has_exactly_the_agreed_fields_and_no_prompt() -> None:
         "stage_verdicts",
         "training_mining",
         "redaction",
+        "ingredients",  # the uploads of an edit (provenance.ingredients), never the prompt
     ]
     assert not any("prompt" in name for name in names)
 
