@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from gateway.settings import Settings, UpstreamSettings
+from generators.procedural import render_procedural_png
 from provenance.verify import read_manifest
 from tests.e2e.audit_helpers import count, record_for
 from tests.e2e.conftest import RunningGateway, make_key
@@ -73,6 +74,36 @@ def test_forwarded_with_upstream_key_and_signed(
         assert report.genguard is not None
         assert report.genguard["generator"] == "openai_compat"
         assert report.genguard["model"] == "gpt-image-1"
+
+
+def test_edits_and_variations_are_forwarded_as_multipart_and_signed_with_their_input(
+    gateway: RunningGateway, upstream: FakeUpstream
+) -> None:
+    photo = render_procedural_png("an upload", 3, (256, 256))
+    client = gateway.client()
+    edited = client.images.edit(
+        model="gpt-image-1",
+        image=("holiday.png", photo, "image/png"),
+        prompt="add a paper boat",
+        response_format="b64_json",
+    )
+    client.images.create_variation(
+        model="gpt-image-1", image=("holiday.png", photo, "image/png"), response_format="b64_json"
+    )
+    (edit,) = upstream.requests_to("/v1/images/edits")
+    (variation,) = upstream.requests_to("/v1/images/variations")
+    for forwarded in (edit, variation):
+        assert forwarded.authorization == f"Bearer {UPSTREAM_KEY}"
+        [sent] = [f for f in forwarded.body["files"] if str(f["field"]).startswith("image")]
+        assert sent["data"] == photo  # the upload's own bytes, not a re-encoding
+        assert sent["filename"] != "holiday.png"  # the client's file name stays here
+    assert edit.body["fields"]["prompt"] == "add a paper boat"
+    anchor = (gateway.settings.data_dir / "dev-ca" / "ca.pem").read_bytes()
+    blob = base64.b64decode(edited.data[0].b64_json or "")
+    report = read_manifest(blob, "image/png", trust_anchors_pem=anchor)
+    assert report.validation_state == "Trusted"
+    assert report.genguard is not None and report.genguard["generator"] == "openai_compat"
+    assert [a["action"] for a in report.actions] == ["c2pa.opened", "c2pa.edited"]
 
 
 def test_blocked_prompt_never_reaches_upstream(

@@ -16,6 +16,7 @@ import pytest
 from gateway.storage import FileDelivery, LocalObjectStore, S3ObjectStore, UrlSigner, parse_key
 from generators.procedural import render_procedural_png
 from provenance.verify import read_manifest
+from tests.e2e.audit_helpers import stream_records
 from tests.e2e.conftest import RunningGateway, create_keys
 
 POLICY = """
@@ -79,6 +80,14 @@ def test_generation_url_serves_the_signed_stored_file(
     assert httpx.get(moved).status_code == 403
     later = url.replace(f"expires={query['expires']}", f"expires={int(query['expires']) + 1}")
     assert httpx.get(later).status_code == 403
+
+    # each delivered download is audited in the file's tenant, none of the refused ones
+    with gateway.redis() as r:
+        downloads = [x for x in stream_records(r, "acme") if x["route"] == "files.get"]
+        assert not any(x["route"] == "files.get" for x in stream_records(r, "globex"))
+    assert [d["input"]["params"]["file"] for d in downloads] == [key.split("/", 1)[1]] * 2
+    actors = [d["input"]["params"]["actor"] for d in downloads]
+    assert actors[0] == "signed-link" and actors[1] not in ("signed-link", "-")  # the owner's key
 
 
 def test_an_expired_link_is_refused(gateway: RunningGateway, tenant_keys: tuple[str, str]) -> None:
