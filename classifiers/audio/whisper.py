@@ -49,6 +49,15 @@ def _require_files(runtime: str, directory: Path, names: tuple[str, ...]) -> Non
         )
 
 
+def _warm_up(recognizer: FasterWhisperRecognizer | TransformersWhisperRecognizer) -> None:
+    """One second of silence through the model: a model that cannot run is unavailable now,
+    at start-up, not at the first request."""
+    try:
+        recognizer.transcribe(AudioClip(np.zeros(RECOGNIZER_RATE, np.float32), RECOGNIZER_RATE))
+    except ClassifierError as exc:
+        raise ClassifierUnavailable(str(exc)) from exc
+
+
 class FasterWhisperRecognizer:
     """Whisper through CTranslate2 (``faster-whisper``), int8 on the CPU."""
 
@@ -85,13 +94,7 @@ class FasterWhisperRecognizer:
             ) from exc
         self._beam_size = beam_size
         self._lock = threading.Lock()
-        self._warm_up()
-
-    def _warm_up(self) -> None:
-        try:
-            self.transcribe(AudioClip(np.zeros(RECOGNIZER_RATE, np.float32), RECOGNIZER_RATE))
-        except ClassifierError as exc:
-            raise ClassifierUnavailable(str(exc)) from exc
+        _warm_up(self)
 
     def transcribe(self, clip: AudioClip) -> str:
         if len(clip.samples) == 0:
@@ -153,10 +156,7 @@ class TransformersWhisperRecognizer:
         self._model.generation_config = _text_only(model.generation_config, model.config)
         self._multilingual = bool(getattr(self._model.generation_config, "lang_to_id", None))
         self._lock = threading.Lock()
-        try:
-            self.transcribe(AudioClip(np.zeros(RECOGNIZER_RATE, np.float32), RECOGNIZER_RATE))
-        except ClassifierError as exc:
-            raise ClassifierUnavailable(str(exc)) from exc
+        _warm_up(self)
 
     def transcribe(self, clip: AudioClip) -> str:
         if len(clip.samples) == 0:
