@@ -150,9 +150,10 @@ async def test_safe_latent_diffusion_off_equals_plain_generation(
         output_type="pil",
     ).images[0]
     base = _pixels((await generator.generate(_request("a cat")))[0].data)
-    # the same computation on two copies of the model: equal up to float reduction order (a CI
-    # run once saw a few pixels one level apart), far below what guidance changes (>= 5)
-    assert np.abs(base - np.asarray(plain.convert("RGB"), dtype=np.int16)).max() <= 1
+    # the same computation on two copies of the model: equal up to float reduction order (runs
+    # in the full suite saw single pixels one level apart), far below what guidance changes
+    apart = np.abs(base - np.asarray(plain.convert("RGB"), dtype=np.int16))
+    assert apart.max() <= 2 and (apart > 0).mean() < 0.01
     # the weak preset's warm-up (15 steps) outlasts this 2-step run: guidance never applied
     weak = _pixels((await generator.generate(_request("a cat", sld="weak")))[0].data)
     assert np.array_equal(weak, base)
