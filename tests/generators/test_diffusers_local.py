@@ -150,16 +150,20 @@ async def test_safe_latent_diffusion_off_equals_plain_generation(
         output_type="pil",
     ).images[0]
     base = _pixels((await generator.generate(_request("a cat")))[0].data)
-    # the same computation on two copies of the model: equal up to float reduction order (runs
-    # in the full suite saw single pixels one level apart), far below what guidance changes
-    apart = np.abs(base - np.asarray(plain.convert("RGB"), dtype=np.int16))
-    assert apart.max() <= 2 and (apart > 0).mean() < 0.01
+    assert _same_image(base, np.asarray(plain.convert("RGB"), dtype=np.int16))
     # the weak preset's warm-up (15 steps) outlasts this 2-step run: guidance never applied
     weak = _pixels((await generator.generate(_request("a cat", sld="weak")))[0].data)
-    assert np.array_equal(weak, base)
+    assert _same_image(weak, base)
     guided = _pixels((await generator.generate(_request("a cat", sld="max")))[0].data)
     assert np.abs(guided - base).max() >= 5
-    assert np.array_equal(_pixels((await generator.generate(_request("a cat")))[0].data), base)
+    assert _same_image(_pixels((await generator.generate(_request("a cat")))[0].data), base)
+
+
+def _same_image(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> bool:
+    """Equal up to float reduction order (full-suite runs saw single pixels one level apart):
+    far below what guidance changes (>= 5 levels)."""
+    apart = np.abs(a - b)
+    return bool(apart.max() <= 2 and (apart > 0).mean() < 0.01)
 
 
 async def test_bad_requests_are_refused(generator: DiffusersLocalGenerator) -> None:
