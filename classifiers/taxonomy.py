@@ -6,9 +6,16 @@ GenGuard's own evidence categories. Every package that names a category imports 
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from enum import StrEnum
 
-__all__ = ["GENGUARD_CATEGORIES", "OPENAI_CATEGORIES", "Category", "parse_category"]
+__all__ = [
+    "GENGUARD_CATEGORIES",
+    "OPENAI_CATEGORIES",
+    "Category",
+    "concept_phrases",
+    "parse_category",
+]
 
 
 class Category(StrEnum):
@@ -43,3 +50,26 @@ def parse_category(value: str) -> Category:
     except ValueError:
         valid = ", ".join(c.value for c in Category)
         raise ValueError(f"unknown category {value!r}; expected one of: {valid}") from None
+
+
+def concept_phrases(
+    concepts: Mapping[Category, Sequence[str]], noun: str
+) -> tuple[tuple[str, ...], tuple[Category, ...]]:
+    """Flatten policy concepts (category -> phrases) into the phrases and, for each, the
+    category it belongs to; ``noun`` names a phrase in errors ("sentence", "phrase").
+    Raises ``ValueError`` for a category that is not a list or an empty phrase."""
+    texts: list[str] = []
+    owners: list[Category] = []
+    for key, phrases in concepts.items():
+        category = key if isinstance(key, Category) else parse_category(str(key))
+        if isinstance(phrases, str) or not isinstance(phrases, Sequence):
+            raise ValueError(
+                f"concepts for category {category.value!r} must be a list of {noun}s, "
+                f"got {type(phrases).__name__}"
+            )
+        for index, text in enumerate(phrases):
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError(f"concept {category.value}[{index}] must be a {noun}")
+            texts.append(text.strip())
+            owners.append(category)
+    return tuple(texts), tuple(owners)

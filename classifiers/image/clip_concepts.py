@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from PIL import Image
 
 from classifiers.base import ClassifierUnavailable, Evidence, Scores
-from classifiers.taxonomy import Category, parse_category
+from classifiers.taxonomy import Category, concept_phrases, parse_category
 
 __all__ = ["ClipConceptClassifier", "ClipHead", "ClipModel"]
 
@@ -166,26 +166,13 @@ class ClipConceptClassifier:
         self._model = model
         self._head = head
         self._head_category = parse_category(str(head_category))
-        texts: list[str] = []
-        owners: list[Category] = []
-        for key, phrases in concepts.items():
-            category = key if isinstance(key, Category) else parse_category(str(key))
-            if isinstance(phrases, str) or not isinstance(phrases, Sequence):
-                raise ValueError(
-                    f"concepts for category {category.value!r} must be a list of phrases, "
-                    f"got {type(phrases).__name__}"
-                )
-            for index, text in enumerate(phrases):
-                if not isinstance(text, str) or not text.strip():
-                    raise ValueError(f"concept {category.value}[{index}] must be a phrase")
-                texts.append(text.strip())
-                owners.append(category)
-        self._concepts = tuple(texts)
-        self._owners = tuple(owners)
-        self._categories = tuple(dict.fromkeys(owners))
+        self._concepts, self._owners = concept_phrases(concepts, "phrase")
+        self._categories = tuple(dict.fromkeys(self._owners))
         # embedded once, here: the backends build one instance per policy revision
         self._matrix: NDArray[np.float32] = (
-            model.encode_texts(texts) if texts else np.zeros((0, model.dimensions), np.float32)
+            model.encode_texts(self._concepts)
+            if self._concepts
+            else np.zeros((0, model.dimensions), np.float32)
         )
 
     @property

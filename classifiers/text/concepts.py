@@ -20,7 +20,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from classifiers.base import Evidence, Scores
-from classifiers.taxonomy import Category, parse_category
+from classifiers.taxonomy import Category, concept_phrases
 from classifiers.text.encoder import SentenceEncoder, shared_minilm_encoder
 from classifiers.text.normalize import text_for_embedding
 
@@ -39,28 +39,14 @@ class SemanticConceptClassifier:
         encoder: SentenceEncoder | None = None,
     ) -> None:
         self._encoder: SentenceEncoder = encoder if encoder is not None else shared_minilm_encoder()
-        exemplars: list[str] = []
-        owners: list[Category] = []
-        for key, texts in concepts.items():
-            category = key if isinstance(key, Category) else parse_category(str(key))
-            if isinstance(texts, str) or not isinstance(texts, Sequence):
-                raise ValueError(
-                    f"concepts for category {category.value!r} must be a list of sentences, "
-                    f"got {type(texts).__name__}"
-                )
-            for index, text in enumerate(texts):
-                if not isinstance(text, str) or not text.strip():
-                    raise ValueError(f"concept {category.value}[{index}] must be a sentence")
-                exemplars.append(text.strip())
-                owners.append(category)
-        self._exemplars = tuple(exemplars)
+        self._exemplars, owners = concept_phrases(concepts, "sentence")
         self._categories = tuple(dict.fromkeys(owners))
         self._owner_index = np.array(
             [self._categories.index(owner) for owner in owners], dtype=np.int64
         )
         self._matrix: NDArray[np.float64] = (
-            self._encoder.encode(exemplars).astype(np.float64)
-            if exemplars
+            self._encoder.encode(list(self._exemplars)).astype(np.float64)
+            if self._exemplars
             else np.zeros((0, self._encoder.dimensions), dtype=np.float64)
         )
 

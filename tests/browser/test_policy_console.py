@@ -34,20 +34,9 @@ if not os.environ.get("CI"):
     pytest.importorskip("playwright.sync_api")
 from playwright.sync_api import Page, expect, sync_playwright  # noqa: E402
 
-SEED = """\
-id: console
-prompt:
-  classifiers: [term_list]
-  terms:
-    sexual: [nude]
-    illicit: [lighthouse]
-  rules:
-    - {id: prompt-sexual, category: sexual, threshold: 0.5, action: block}
-    - {id: prompt-illicit, category: illicit, threshold: 0.5, action: allow}
-output:
-  image:
-    classifiers: []
-"""
+from tests.policy_texts import term_seed  # noqa: E402
+
+SEED = term_seed("console")
 CANDIDATE = SEED.replace(
     "illicit, threshold: 0.5, action: allow", "illicit, threshold: 0.5, action: block"
 )

@@ -21,22 +21,10 @@ from gateway.keys import ApiKeyStore, Role
 from gateway.settings import Settings
 from tests.e2e.audit_helpers import record_for, stream_records
 from tests.e2e.conftest import RunningGateway, make_key
+from tests.policy_texts import term_seed
 from tests.serving import serve_in_process
 
-SEED = """\
-id: e2e
-prompt:
-  classifiers: [term_list]
-  terms:
-    sexual: [nude]
-    illicit: [lighthouse]
-  rules:
-    - {id: prompt-sexual, category: sexual, threshold: 0.5, action: block}
-    - {id: prompt-illicit, category: illicit, threshold: 0.5, action: allow}
-output:
-  image:
-    classifiers: []
-"""
+SEED = term_seed("e2e")
 # shadow and replay judge recorded scores: the candidate changes what a score leads to
 CANDIDATE = SEED.replace(
     "category: illicit, threshold: 0.5, action: allow",

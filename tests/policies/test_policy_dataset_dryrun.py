@@ -12,21 +12,9 @@ import redis.asyncio as aioredis
 
 from gateway.cli import main
 from policies.versions import BASE_SCOPE, PolicyVersions
+from tests.policy_texts import term_seed
 
-SEED = """\
-id: dataset-dry-run
-prompt:
-  classifiers: [term_list]
-  terms:
-    sexual: [nude]
-    illicit: [lighthouse]
-  rules:
-    - {id: prompt-sexual, category: sexual, threshold: 0.5, action: block}
-    - {id: prompt-illicit, category: illicit, threshold: 0.5, action: allow}
-output:
-  image:
-    classifiers: []
-"""
+SEED = term_seed("dataset-dry-run")
 # a new term (no recorded score could judge it) and a stricter action
 CANDIDATE = SEED.replace("[lighthouse]", "[lighthouse, smuggling]").replace(
     "threshold: 0.5, action: allow", "threshold: 0.5, action: block"
