@@ -28,7 +28,7 @@ async def tail(
     """The ``count`` newest records of ``tenant`` (stream order), or of all tenants by timestamp."""
     if count < 1:
         raise ValueError(f"count must be at least 1, got {count}")
-    keys = AuditKeys(prefix)
+    keys = AuditKeys.for_client(redis, prefix)
     with map_redis_errors("read the newest audit records"):
         if tenant is not None:
             tenants = [tenant]
@@ -56,7 +56,7 @@ async def get_by_decision_id(
     prefix: str = DEFAULT_PREFIX,
 ) -> AuditRecord | None:
     """The record of ``decision_id``; None if unknown, deleted, or owned by another tenant."""
-    keys = AuditKeys(prefix)
+    keys = AuditKeys.for_client(redis, prefix)
     with map_redis_errors(f"look up audit record {decision_id!r}"):
         location = await redis.hget(keys.ids, decision_id)
         if location is None:
@@ -79,4 +79,4 @@ async def get_by_decision_id(
 async def count(redis: aioredis.Redis, tenant: str, *, prefix: str = DEFAULT_PREFIX) -> int:
     """How many entries ``tenant``'s stream holds."""
     with map_redis_errors(f"count the audit records of {tenant!r}"):
-        return int(await redis.xlen(AuditKeys(prefix).stream(tenant)))
+        return int(await redis.xlen(AuditKeys.for_client(redis, prefix).stream(tenant)))

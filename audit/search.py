@@ -175,7 +175,7 @@ async def search(
     redis: aioredis.Redis, query: AuditQuery, *, prefix: str = DEFAULT_PREFIX
 ) -> AuditPage:
     """One page of ``query``'s records, newest first, and the cursor of the next page."""
-    keys = AuditKeys(prefix)
+    keys = AuditKeys.for_client(redis, prefix)
     if query.decision_id is not None:
         record = await get_by_decision_id(
             redis, query.decision_id, tenant=query.tenant, prefix=prefix
@@ -298,7 +298,7 @@ async def stats(
         raise ValueError("until must not be before since")
     if until - since > timedelta(days=400):
         raise ValueError("stats cover at most 400 days per call")
-    keys = AuditKeys(prefix)
+    keys = AuditKeys.for_client(redis, prefix)
     days: list[datetime] = []
     day = parse_day(day_of(since))
     while day <= until:

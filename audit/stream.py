@@ -30,6 +30,7 @@ from redis import exceptions as redis_exceptions
 
 from audit.errors import AuditError, AuditRecordCorrupt, AuditUnavailable
 from audit.record import AuditRecord
+from genguard_keyspace import slot_prefix
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -52,6 +53,12 @@ class AuditKeys:
     """Key names under one prefix."""
 
     prefix: str = DEFAULT_PREFIX
+
+    @classmethod
+    def for_client(cls, redis: object, prefix: str = DEFAULT_PREFIX) -> AuditKeys:
+        """The names on ``redis``: one hash slot for all of them on a cluster (the chain
+        script touches a tenant's keys and the shared ``ids`` / ``tenants`` at once)."""
+        return cls(slot_prefix(redis, prefix))
 
     def stream(self, tenant: str) -> str:
         return f"{self.prefix}:stream:{tenant}"

@@ -83,7 +83,7 @@ async def verify_chain(
     """Walk ``tenant``'s stream from the first entry and report every break in the chain."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    keys = AuditKeys(prefix)
+    keys = AuditKeys.for_client(redis, prefix)
     stream = keys.stream(tenant)
     with map_redis_errors(f"verify the audit chain of {tenant!r}"):
         async with redis.pipeline(transaction=True) as pipe:

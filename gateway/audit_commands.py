@@ -107,7 +107,7 @@ async def _trim(
     tenants = (
         [args.tenant]
         if args.tenant
-        else sorted(as_text(t) for t in await redis.smembers(AuditKeys().tenants))
+        else sorted(as_text(t) for t in await redis.smembers(AuditKeys.for_client(redis).tenants))
     )
     for tenant in tenants:
         result = await trim(redis, sink, tenant, before=before, key=key)

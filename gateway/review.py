@@ -27,12 +27,12 @@ from typing import Literal
 from redis.asyncio import Redis
 
 from gateway.media import DeliveredAsset
+from genguard_keyspace import slot_prefix
 
 __all__ = ["HeldOutput", "RedisReviewQueue", "ReviewConflict", "ReviewStatus"]
 
 ReviewStatus = Literal["pending", "approved", "rejected"]
-ITEM_PREFIX = "genguard:review:"
-PENDING_PREFIX = "genguard:review:pending:"
+KEY_PREFIX = "genguard:review"  # hash-tagged on Redis Cluster (genguard_keyspace)
 DEFAULT_TTL_S = 7 * 24 * 3600
 
 _DECIDE = """
@@ -87,6 +87,9 @@ class RedisReviewQueue:
     def __init__(self, redis: Redis, *, ttl_s: int = DEFAULT_TTL_S) -> None:
         self._redis = redis
         self._ttl_s = ttl_s
+        base = slot_prefix(redis, KEY_PREFIX)
+        self._items = base + ":"  # + decision id
+        self._pending = base + ":pending:"  # + tenant
 
     async def hold(
         self,
@@ -108,7 +111,7 @@ class RedisReviewQueue:
             }
             for a in assets
         ]
-        key = ITEM_PREFIX + decision_id
+        key = self._items + decision_id
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(
                 key,
@@ -123,24 +126,24 @@ class RedisReviewQueue:
                 },
             )
             pipe.expire(key, self._ttl_s)
-            pipe.zadd(PENDING_PREFIX + tenant, {decision_id: time.time()})
+            pipe.zadd(self._pending + tenant, {decision_id: time.time()})
             await pipe.execute()
 
     async def get(self, decision_id: str) -> HeldOutput | None:
-        stored = await self._redis.hgetall(ITEM_PREFIX + decision_id)
+        stored = await self._redis.hgetall(self._items + decision_id)
         if not stored:
             return None
         return _held(decision_id, {_text(k): _text(v) for k, v in stored.items()})
 
     async def pending(self, tenant: str, *, limit: int = 100) -> list[HeldOutput]:
         """The oldest ``limit`` pending outputs of ``tenant`` (expired ones are dropped)."""
-        ids = await self._redis.zrange(PENDING_PREFIX + tenant, 0, limit - 1)
+        ids = await self._redis.zrange(self._pending + tenant, 0, limit - 1)
         out: list[HeldOutput] = []
         for raw in ids:
             decision_id = _text(raw) if isinstance(raw, bytes | str) else str(raw)
             held = await self.get(decision_id)
             if held is None:  # expired: forget it
-                await self._redis.zrem(PENDING_PREFIX + tenant, decision_id)
+                await self._redis.zrem(self._pending + tenant, decision_id)
                 continue
             out.append(held)
         return out
@@ -152,8 +155,8 @@ class RedisReviewQueue:
         result = await self._redis.eval(
             _DECIDE,
             2,
-            ITEM_PREFIX + held.decision_id,
-            PENDING_PREFIX + held.tenant,
+            self._items + held.decision_id,
+            self._pending + held.tenant,
             status,
             datetime.now(UTC).isoformat(),
             actor,

@@ -37,6 +37,7 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 from redis import exceptions as redis_exceptions
 
+from genguard_keyspace import slot_prefix
 from policies.errors import (
     ApprovalRefused,
     InvalidTransition,
@@ -136,6 +137,13 @@ redis.call('PUBLISH', ARGV[4], ARGV[5])
 return {1, current}
 """
 
+# KEYS: shadow pointer. ARGV: version number ("" = stop), channel, message
+_SHADOW = """
+if ARGV[1] == '' then redis.call('DEL', KEYS[1]) else redis.call('SET', KEYS[1], ARGV[1]) end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return 1
+"""
+
 _SEED = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('SET', KEYS[1], 1)
@@ -170,14 +178,15 @@ class PolicyVersions:
         on_event: EventSink | None = None,
     ) -> None:
         self._redis = redis
-        self.prefix = prefix
-        self.channel = f"{prefix}:changes"
+        self.prefix = slot_prefix(redis, prefix)  # hash-tagged on Redis Cluster
+        self.channel = f"{self.prefix}:changes"
         self._known = known
         self._on_event = on_event
         self._propose = redis.register_script(_PROPOSE)
         self._approve = redis.register_script(_APPROVE)
         self._activate = redis.register_script(_ACTIVATE)
         self._seed = redis.register_script(_SEED)
+        self._shadow = redis.register_script(_SHADOW)
 
     def _key(self, scope: str, *parts: str | int) -> str:
         return ":".join([self.prefix, scope, *(str(p) for p in parts)])
@@ -435,13 +444,11 @@ class PolicyVersions:
             revision = version.revision
         message = json.dumps({"scope": scope, "what": "shadow", "version": number})
         with _map_errors(f"set the shadow policy of {scope}"):
-            async with self._redis.pipeline(transaction=True) as pipe:
-                if number is None:
-                    pipe.delete(self._key(scope, "shadow"))
-                else:
-                    pipe.set(self._key(scope, "shadow"), number)
-                pipe.publish(self.channel, message)
-                await pipe.execute()
+            # a script, not MULTI: Redis Cluster pipelines refuse PUBLISH
+            shown = "" if number is None else str(number)
+            await self._shadow(
+                keys=[self._key(scope, "shadow")], args=[shown, self.channel, message]
+            )
         reason = "shadow started" if number is not None else "shadow stopped"
         await self._event(PolicyEvent("shadow", scope, number, actor, now_iso(), reason, revision))
 

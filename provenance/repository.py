@@ -18,9 +18,11 @@ from typing import Any
 
 from redis.asyncio import Redis
 
+from genguard_keyspace import slot_prefix
+
 __all__ = ["ManifestRepository", "RegisteredOutput"]
 
-PREFIX = "genguard:provenance:"
+KEY_PREFIX = "genguard:provenance"  # hash-tagged on Redis Cluster (genguard_keyspace)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,21 +53,22 @@ class RegisteredOutput:
 class ManifestRepository:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._prefix = slot_prefix(redis, KEY_PREFIX) + ":"
 
     async def register(self, output: RegisteredOutput, manifest_store: bytes) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
             pipe.hset(
-                f"{PREFIX}wm:{output.watermark_id}",
+                f"{self._prefix}wm:{output.watermark_id}",
                 mapping={"summary": json.dumps(output.to_json()), "manifest": manifest_store},
             )
             if output.width and output.height:
-                pipe.sadd(f"{PREFIX}image-sizes", f"{output.width}x{output.height}")
+                pipe.sadd(f"{self._prefix}image-sizes", f"{output.width}x{output.height}")
             if output.sample_rate:
-                pipe.sadd(f"{PREFIX}audio-rates", str(output.sample_rate))
+                pipe.sadd(f"{self._prefix}audio-rates", str(output.sample_rate))
             await pipe.execute()
 
     async def lookup(self, watermark_id: str) -> tuple[RegisteredOutput, bytes] | None:
-        stored = await self._redis.hgetall(f"{PREFIX}wm:{watermark_id}")
+        stored = await self._redis.hgetall(f"{self._prefix}wm:{watermark_id}")
         if not stored:
             return None
         fields = {(k.decode() if isinstance(k, bytes) else k): v for k, v in stored.items()}
@@ -75,11 +78,11 @@ class ManifestRepository:
 
     async def image_sizes(self) -> list[tuple[int, int]]:
         sizes = []
-        for raw in await self._redis.smembers(f"{PREFIX}image-sizes"):
+        for raw in await self._redis.smembers(f"{self._prefix}image-sizes"):
             text = raw.decode() if isinstance(raw, bytes) else str(raw)
             width, _, height = text.partition("x")
             sizes.append((int(width), int(height)))
         return sizes
 
     async def sample_rates(self) -> list[int]:
-        return [int(r) for r in await self._redis.smembers(f"{PREFIX}audio-rates")]
+        return [int(r) for r in await self._redis.smembers(f"{self._prefix}audio-rates")]

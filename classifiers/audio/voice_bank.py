@@ -20,11 +20,11 @@ from numpy.typing import NDArray
 from redis.asyncio import Redis
 
 from classifiers.audio.voices import EMBEDDING_SIZE, VoiceIndex, VoiceSnapshot
+from genguard_keyspace import slot_prefix
 
 __all__ = ["InvalidVoiceName", "RedisVoiceBank", "VoiceRecord"]
 
-VOICES_KEY = "genguard:voices"
-VERSION_KEY = "genguard:voices:version"
+KEY_PREFIX = "genguard:voices"  # hash-tagged on Redis Cluster (genguard_keyspace)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 
 
@@ -62,6 +62,8 @@ def check_name(name: str) -> str:
 class RedisVoiceBank:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._voices = slot_prefix(redis, KEY_PREFIX)
+        self._version = self._voices + ":version"
 
     async def enrol(
         self, name: str, embedding: NDArray[np.float32], *, actor: str, speech_s: float
@@ -77,26 +79,26 @@ class RedisVoiceBank:
             **record.to_json(),
         }
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(VOICES_KEY, name, json.dumps(payload))
-            pipe.incr(VERSION_KEY)
+            pipe.hset(self._voices, name, json.dumps(payload))
+            pipe.incr(self._version)
             await pipe.execute()
         return record
 
     async def remove(self, name: str) -> bool:
         """Remove ``name``; False when no such voice was enrolled."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(VOICES_KEY, name)
-            pipe.incr(VERSION_KEY)
+            pipe.hdel(self._voices, name)
+            pipe.incr(self._version)
             removed, _ = await pipe.execute()
         return bool(removed)
 
     async def list(self) -> list[VoiceRecord]:
-        stored = await self._redis.hgetall(VOICES_KEY)
+        stored = await self._redis.hgetall(self._voices)
         records = [_record(_text(k), _text(v)) for k, v in stored.items()]
         return sorted(records, key=lambda r: r.name)
 
     async def version(self) -> int:
-        value = await self._redis.get(VERSION_KEY)
+        value = await self._redis.get(self._version)
         return int(value) if value is not None else 0
 
     async def sync(self, index: VoiceIndex) -> None:

@@ -28,12 +28,11 @@ from classifiers.image.pdq_bank import (
     parse_hex,
 )
 from classifiers.taxonomy import Category
+from genguard_keyspace import slot_prefix
 
 __all__ = ["HashBank", "HashBankError", "HashBankExists", "RedisHashBanks", "check_bank_name"]
 
-BANKS_KEY = "genguard:hashbanks"
-HASHES_PREFIX = "genguard:hashbanks:hashes:"
-VERSION_KEY = "genguard:hashbanks:version"
+KEY_PREFIX = "genguard:hashbanks"  # hash-tagged on Redis Cluster (genguard_keyspace)
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 
 
@@ -85,6 +84,9 @@ def normalise_hex(value: str) -> str:
 class RedisHashBanks:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
+        self._banks = slot_prefix(redis, KEY_PREFIX)
+        self._hashes = self._banks + ":hashes:"  # + bank name
+        self._version = self._banks + ":version"
 
     async def create(
         self,
@@ -100,23 +102,23 @@ class RedisHashBanks:
         bank = HashBank(name, category, threshold, datetime.now(UTC).isoformat(), actor)
         settings = {k: v for k, v in bank.to_json().items() if k != "size"}
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hsetnx(BANKS_KEY, name, json.dumps(settings))
-            pipe.incr(VERSION_KEY)
+            pipe.hsetnx(self._banks, name, json.dumps(settings))
+            pipe.incr(self._version)
             created, _ = await pipe.execute()
         if not created:
             raise HashBankExists(f"a hash bank named {name!r} already exists")
         return bank
 
     async def get(self, name: str) -> HashBank:
-        raw = await self._redis.hget(BANKS_KEY, name)
+        raw = await self._redis.hget(self._banks, name)
         if raw is None:
             raise KeyError(f"no hash bank named {name!r}")
-        return _bank(name, _text(raw), await self._redis.hlen(HASHES_PREFIX + name))
+        return _bank(name, _text(raw), await self._redis.hlen(self._hashes + name))
 
     async def list(self) -> list[HashBank]:
-        stored = await self._redis.hgetall(BANKS_KEY)
+        stored = await self._redis.hgetall(self._banks)
         banks = [
-            _bank(_text(k), _text(v), await self._redis.hlen(HASHES_PREFIX + _text(k)))
+            _bank(_text(k), _text(v), await self._redis.hlen(self._hashes + _text(k)))
             for k, v in stored.items()
         ]
         return sorted(banks, key=lambda b: b.name)
@@ -135,36 +137,36 @@ class RedisHashBanks:
             raise HashBankError("no hashes to add")
         async with self._redis.pipeline(transaction=True) as pipe:
             for value, record in records.items():
-                pipe.hset(HASHES_PREFIX + name, value, record)
-            pipe.incr(VERSION_KEY)
+                pipe.hset(self._hashes + name, value, record)
+            pipe.incr(self._version)
             await pipe.execute()
         return sorted(records)
 
     async def hashes(self, name: str) -> dict[str, dict[str, object]]:
         await self.get(name)
-        stored = await self._redis.hgetall(HASHES_PREFIX + name)
+        stored = await self._redis.hgetall(self._hashes + name)
         return {_text(k): json.loads(_text(v)) for k, v in sorted(stored.items())}
 
     async def remove_hash(self, name: str, value: str) -> bool:
         """Remove one hash; False when the bank does not hold it."""
         await self.get(name)
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(HASHES_PREFIX + name, normalise_hex(value))
-            pipe.incr(VERSION_KEY)
+            pipe.hdel(self._hashes + name, normalise_hex(value))
+            pipe.incr(self._version)
             removed, _ = await pipe.execute()
         return bool(removed)
 
     async def delete(self, name: str) -> bool:
         """Delete the bank and its hashes; False when no such bank exists."""
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hdel(BANKS_KEY, name)
-            pipe.delete(HASHES_PREFIX + name)
-            pipe.incr(VERSION_KEY)
+            pipe.hdel(self._banks, name)
+            pipe.delete(self._hashes + name)
+            pipe.incr(self._version)
             removed, _, _ = await pipe.execute()
         return bool(removed)
 
     async def version(self) -> int:
-        value = await self._redis.get(VERSION_KEY)
+        value = await self._redis.get(self._version)
         return int(value) if value is not None else 0
 
     async def sync(self, index: PdqIndex) -> None:
@@ -174,7 +176,7 @@ class RedisHashBanks:
             return
         entries: list[BankedHash] = []
         for bank in await self.list():
-            stored = await self._redis.hkeys(HASHES_PREFIX + bank.name)
+            stored = await self._redis.hkeys(self._hashes + bank.name)
             entries.extend(
                 BankedHash(bank.name, _text(h), bank.category, bank.threshold) for h in stored
             )
