@@ -15,21 +15,29 @@ Blocks are values (``Decision``), never exceptions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
 from classifiers.audio.voice_bank import RedisVoiceBank
 from classifiers.audio.voices import ProtectedVoiceClassifier, shared_voice_encoder
 from classifiers.base import AudioClip, Scores
+from classifiers.image.clip_concepts import ClipConceptClassifier
 from classifiers.image.hash_banks import RedisHashBanks
+from classifiers.image.nudenet import NudeNetClassifier
 from classifiers.image.pdq_bank import PdqBankClassifier, PdqHash, pdq_hash
+from classifiers.text.concepts import SemanticConceptClassifier
+from classifiers.text.head import PromptHeadClassifier
+from classifiers.text.normalize import text_for_embedding
 from gateway.backends import ClassifierBackends, GeneratorRouter
+from gateway.batching import MicroBatcher
 from gateway.context import RequestContext
 from gateway.errors import ApiError, error_for_exception
 from gateway.input_stage import ParentLink, find_parents, input_runs, validate_inputs
@@ -44,6 +52,7 @@ from gateway.media import (
 from gateway.recording import AuditRecorder, StageLog
 from gateway.redaction import RedactedArtifact, redact_artifacts
 from gateway.review import RedisReviewQueue
+from gateway.settings import BatchingSettings
 from gateway.storage import FileDelivery
 from gateway.workers import WorkerPool
 from generators.base import (
@@ -60,7 +69,7 @@ from genguard_errors import GenGuardError
 from policies.combined import StageEvidence, decide_combined
 from policies.decision import Decision, Reason, decide, from_reasons, merge
 from policies.loader import PolicyBundle
-from policies.schema import Action, OnError, StageSection
+from policies.schema import Action, ImageOutputSection, OnError, StageSection
 from policies.steering import speech_fallback, steering_for
 from policies.store import PolicyStore
 from provenance.ingredients import Ingredient, ingredients_of_inputs
@@ -113,7 +122,11 @@ class Pipeline:
         hash_banks: RedisHashBanks | None = None,
         files: FileDelivery | None = None,
         max_input_pixels: int = 4096 * 4096,
+        batching: BatchingSettings | None = None,
     ) -> None:
+        self._batching = batching if batching is not None else BatchingSettings()
+        # one MicroBatcher per model instance (gateway.batching), built on first use
+        self._batchers: dict[int, tuple[object, MicroBatcher[object, object]]] = {}
         self._files = files
         self._max_input_pixels = max_input_pixels
         self._voices = voices
@@ -178,13 +191,13 @@ class Pipeline:
                 finally:
                     upstream_ms = (time.perf_counter() - started) * 1000
                 # 4 output
-                output, artifacts = await self._classify_output(
+                output, artifacts, pixels = await self._classify_output(
                     bundle, request.modality, artifacts, log
                 )
                 decision = merge([decision, output])
             if not decision.blocked:
-                # 5 provenance
-                assets = await self._sign(ctx, bundle, artifacts, log, request)
+                # 5 provenance (on the pixels the output stage decoded, where it did)
+                assets = await self._sign(ctx, bundle, artifacts, log, request, pixels=pixels)
                 if decision.action is Action.REVIEW:
                     await self._hold_for_review(ctx, decision, assets, log)
                 elif delivery == "url":
@@ -318,7 +331,12 @@ class Pipeline:
         artifacts: Sequence[Artifact],
         log: StageLog,
         request: GenerationRequest | None = None,
+        *,
+        pixels: Sequence[Image.Image | None] = (),
     ) -> tuple[DeliveredAsset, ...]:
+        """Watermark, sign and register every artifact; ``pixels[i]``, when given, is
+        ``artifacts[i]`` already decoded (the output stage's RGB image), so it is not decoded
+        again for the watermark."""
         section = bundle.policy.provenance
         credentials = self._signer
         if not section.c2pa or credentials is None:
@@ -331,7 +349,9 @@ class Pipeline:
         ingredients = _ingredients(request)
         verdicts = tuple(per_stage.items())
 
-        def stamp_one(artifact: Artifact) -> Awaitable[StampedAsset]:
+        decoded = list(pixels) if len(pixels) == len(artifacts) else [None] * len(artifacts)
+
+        def stamp_one(artifact: Artifact, image: Image.Image | None) -> Awaitable[StampedAsset]:
             # watermark → sign (the manifest names the watermark) → register, below
             spec = ManifestSpec(
                 generator=artifact.generator,
@@ -350,10 +370,13 @@ class Pipeline:
                 spec,
                 watermark=section.watermark,
                 self_check=section.self_check,
+                pixels=image,
             )
 
         async def stamp_all() -> list[StampedAsset]:
-            stamped = await asyncio.gather(*(stamp_one(a) for a in artifacts))
+            stamped = await asyncio.gather(
+                *(stamp_one(a, i) for a, i in zip(artifacts, decoded, strict=True))
+            )
             await asyncio.gather(*(credentials.register(s, ctx.tenant) for s in stamped))
             return list(stamped)
 
@@ -374,6 +397,8 @@ class Pipeline:
                 "manifests": [s.manifest_id for s in signed],
                 "watermarks": [s.watermark_id for s in signed],
                 "unmarked": [s.watermark.skipped for s in stamped if s.watermark.skipped],
+                "watermark_ms": [round(s.watermark_ms, 3) for s in stamped],
+                "sign_ms": [round(s.sign_ms, 3) for s in stamped],
             },
         )
         return tuple(signed)
@@ -404,7 +429,11 @@ class Pipeline:
                 return Decision(Action.ALLOW), []
             prompt = bundle.policy.prompt
             runs = self._text_runs(bundle)
-            found, failures = await self._score_stage("prompt", prompt, runs, [request.prompt], log)
+            texts = [request.prompt]
+            prefetch = self._prefetch_embeddings(bundle, texts)
+            found, failures = await self._score_stage(
+                "prompt", prompt, runs, texts, log, prepare=prefetch
+            )
             scores = [item for result in found for item in result]
             decision = from_reasons([*decide("prompt", prompt, scores).reasons, *failures])
             log.set_verdict("prompt", decision.action.value)
@@ -537,7 +566,9 @@ class Pipeline:
         self, bundle: PolicyBundle, texts: list[str], log: StageLog
     ) -> Decision:
         section = bundle.policy.prompt
-        return await self._run_stage("prompt", section, self._text_runs(bundle), texts, log)
+        prefetch = self._prefetch_embeddings(bundle, texts)
+        runs = self._text_runs(bundle)
+        return await self._run_stage("prompt", section, runs, texts, log, prepare=prefetch)
 
     def _text_runs(
         self, bundle: PolicyBundle
@@ -555,33 +586,42 @@ class Pipeline:
         modality: Modality,
         artifacts: Sequence[Artifact],
         log: StageLog,
-    ) -> tuple[Decision, list[Artifact]]:
-        """The output stage's decision, and the artifacts to deliver (blurred where it said)."""
+    ) -> tuple[Decision, list[Artifact], list[Image.Image | None]]:
+        """The output stage's decision, the artifacts to deliver (blurred where it said) and,
+        per artifact, its decoded pixels when they are still what is delivered (else None)."""
+        unchanged: list[Image.Image | None] = [None] * len(artifacts)
         if modality is Modality.IMAGE:
             return await self._classify_images(bundle, artifacts, log)
         section = bundle.policy.output.audio
         if not section.classifiers:
             log.add("output", None, latency_ms=0.0, verdict="skipped")
-            return Decision(Action.ALLOW), list(artifacts)
+            return Decision(Action.ALLOW), list(artifacts), unchanged
         clips = await self._pool.cpu(decode_clips, [a.data for a in artifacts])
         audio_runs = await self._audio_runs(bundle)
-        return await self._run_stage("output", section, audio_runs, clips, log), list(artifacts)
+        decision = await self._run_stage("output", section, audio_runs, clips, log)
+        return decision, list(artifacts), unchanged
 
     async def _classify_images(
         self, bundle: PolicyBundle, artifacts: Sequence[Artifact], log: StageLog
-    ) -> tuple[Decision, list[Artifact]]:
+    ) -> tuple[Decision, list[Artifact], list[Image.Image | None]]:
         """Each image decided on its own scores; ``blur`` obscures the regions its rules fired
-        on (``gateway.redaction``) and the edit is logged and later signed into the manifest."""
+        on (``gateway.redaction``) and the edit is logged and later signed into the manifest.
+        The images are decoded once here, shared by the classifiers and handed on to the
+        watermark."""
         section = bundle.policy.output.image
         if not section.classifiers:
             log.add("output", None, latency_ms=0.0, verdict="skipped")
-            return Decision(Action.ALLOW), list(artifacts)
+            return Decision(Action.ALLOW), list(artifacts), [None] * len(artifacts)
+        started = time.perf_counter()
         images = await self._pool.cpu(decode_images, [a.data for a in artifacts])
+        log.add("output", "decode", latency_ms=_ms(started), verdict="ok")
         await self._sync_hash_banks(section.classifiers)
         runs = [
             (name, self._classifiers.image(name, section).classify) for name in section.classifiers
         ]
-        per_classifier, failures = await self._score_stage("output", section, runs, images, log)
+        per_classifier, failures = await self._score_stage(
+            "output", section, runs, images, log, batched=self._image_batchers(section)
+        )
         per_image_scores = [[s[i] for s in per_classifier] for i in range(len(images))]
         per_image = [decide("output", section, scores) for scores in per_image_scores]
         decision = from_reasons([*merge(per_image).reasons, *failures])
@@ -601,7 +641,11 @@ class Pipeline:
                 detail={"blurred": outcome.notes},
             )
         log.set_verdict("output", decision.action.value)
-        return decision, delivered
+        pixels = [
+            image if kept is original else None
+            for kept, original, image in zip(delivered, artifacts, images, strict=True)
+        ]
+        return decision, delivered, pixels
 
     async def _audio_runs(
         self, bundle: PolicyBundle
@@ -651,9 +695,13 @@ class Pipeline:
         runs: Sequence[tuple[str, Callable[[Sequence[T]], list[Scores]]]],
         inputs: Sequence[T],
         log: StageLog,
+        *,
+        prepare: Mapping[str, asyncio.Future[Any]] | None = None,
     ) -> Decision:
         """Run a stage's classifiers concurrently in the pool, each under the stage timeout."""
-        per_classifier, failures = await self._score_stage(stage, section, runs, inputs, log)
+        per_classifier, failures = await self._score_stage(
+            stage, section, runs, inputs, log, prepare=prepare
+        )
         collected = [scores for result in per_classifier for scores in result]
         decision = from_reasons([*decide(stage, section, collected).reasons, *failures])
         log.set_verdict(stage, decision.action.value)
@@ -666,13 +714,21 @@ class Pipeline:
         runs: Sequence[tuple[str, Callable[[Sequence[T]], list[Scores]]]],
         inputs: Sequence[T],
         log: StageLog,
+        *,
+        prepare: Mapping[str, asyncio.Future[Any]] | None = None,
+        batched: Mapping[str, MicroBatcher[Any, Any]] | None = None,
     ) -> tuple[list[list[Scores]], list[Reason]]:
-        """Each classifier's scores (one per input) and the ``on_error`` reasons of failures."""
+        """Each classifier's scores (one per input) and the ``on_error`` reasons of failures.
+
+        The classifiers run concurrently. ``prepare[name]``: work that classifier waits for
+        first (the shared MiniLM pass); ``batched[name]``: the classifier's calls go through
+        that micro-batcher instead of straight to the pool."""
 
         async def one(name: str, fn: Callable[[Sequence[T]], list[Scores]]) -> list[Scores]:
             started = time.perf_counter()
+            score = self._score_one(name, fn, inputs, prepare, batched)
             try:
-                scores = await asyncio.wait_for(self._pool.cpu(fn, inputs), section.timeout_s)
+                scores = await asyncio.wait_for(score, section.timeout_s)
             except Exception as exc:
                 log.add_error(stage, name, exc, started)
                 raise
@@ -690,6 +746,71 @@ class Pipeline:
             else:
                 per_classifier.append(result)
         return per_classifier, failures
+
+    async def _score_one(
+        self,
+        name: str,
+        fn: Callable[[Sequence[T]], list[Scores]],
+        inputs: Sequence[T],
+        prepare: Mapping[str, asyncio.Future[Any]] | None,
+        batched: Mapping[str, MicroBatcher[Any, Any]] | None,
+    ) -> list[Scores]:
+        ready = prepare.get(name) if prepare else None
+        if ready is not None:
+            # a failed shared pass is not this classifier's verdict: ``fn`` embeds again and
+            # raises (and is logged, and handled per on_error) on its own
+            with contextlib.suppress(Exception):
+                await asyncio.shield(ready)
+        batcher = batched.get(name) if batched else None
+        if batcher is not None:
+            return list(await batcher.run(inputs))
+        return await self._pool.cpu(fn, inputs)
+
+    # -- micro-batching (gateway.batching) -------------------------------------------------
+
+    def _batcher(
+        self, model: object, fn: Callable[[Sequence[Any]], Sequence[Any]], name: str
+    ) -> MicroBatcher[Any, Any]:
+        """The one batcher of ``model`` (kept alive with it, so its id is never reused)."""
+        entry = self._batchers.get(id(model))
+        if entry is None or entry[0] is not model:
+            settings = self._batching
+            batcher: MicroBatcher[Any, Any] = MicroBatcher(
+                fn,
+                pool=self._pool,
+                max_wait_ms=settings.max_wait_ms,
+                max_batch=settings.max_batch,
+                name=name,
+            )
+            entry = (model, batcher)
+            self._batchers[id(model)] = entry
+        return entry[1]
+
+    def _prefetch_embeddings(
+        self, bundle: PolicyBundle, texts: Sequence[str]
+    ) -> dict[str, asyncio.Future[Any]]:
+        """Start the MiniLM forward pass of ``texts`` once for the prompt classifiers that read
+        it (semantic concepts, the trained head), micro-batched with concurrent requests; they
+        then find the vectors in the encoder's cache instead of each running the model."""
+        users = [n for n in bundle.policy.prompt.classifiers if n in _MINILM_CLASSIFIERS]
+        if not users or not texts or not self._batching.enabled:
+            return {}
+        embed = functools.partial(_embed_prompt_views, self._classifiers)
+        batcher = self._batcher(_MINILM_PASS, embed, "minilm")
+        future = asyncio.ensure_future(batcher.run(texts))
+        future.add_done_callback(_retrieve)
+        return dict.fromkeys(users, future)
+
+    def _image_batchers(self, section: ImageOutputSection) -> dict[str, MicroBatcher[Any, Any]]:
+        """Batchers for the section's model-backed image classifiers (NudeNet, CLIP)."""
+        if not self._batching.enabled:
+            return {}
+        out: dict[str, MicroBatcher[Any, Any]] = {}
+        for name in section.classifiers:
+            if name in _BATCHED_IMAGE_CLASSIFIERS:
+                classifier = self._classifiers.image(name, section)
+                out[name] = self._batcher(classifier, classifier.classify, name)
+        return out
 
     # -- moderations -----------------------------------------------------------------------
 
@@ -779,7 +900,9 @@ class Pipeline:
         runs = [
             (name, self._classifiers.image(name, section).classify) for name in section.classifiers
         ]
-        per_classifier, failures = await self._score_stage("output", section, runs, images, log)
+        per_classifier, failures = await self._score_stage(
+            "output", section, runs, images, log, batched=self._image_batchers(section)
+        )
         out: list[tuple[Decision, list[Scores]]] = []
         for index in range(len(images)):
             scores = [result[index] for result in per_classifier]
@@ -794,12 +917,14 @@ class Pipeline:
         """Score every text in one batch per classifier; decide each text on its own."""
         section = bundle.policy.prompt
         runs = self._text_runs(bundle)
+        prefetch = self._prefetch_embeddings(bundle, texts)
 
         async def one(
             name: str, fn: Callable[[Sequence[str]], list[Scores]]
         ) -> tuple[list[Scores], float]:
             started = time.perf_counter()
-            scores = await asyncio.wait_for(self._pool.cpu(fn, texts), section.timeout_s)
+            score = self._score_one(name, fn, texts, prefetch, None)
+            scores = await asyncio.wait_for(score, section.timeout_s)
             return scores, _ms(started)
 
         results = await asyncio.gather(*(one(n, f) for n, f in runs), return_exceptions=True)
@@ -846,6 +971,29 @@ def _require_steering(generator: Generator, request: GenerationRequest) -> None:
             "variant_unavailable",
             type="server_error",
         )
+
+
+_MINILM_CLASSIFIERS = frozenset({SemanticConceptClassifier.name, PromptHeadClassifier.name})
+"""Prompt classifiers that read the shared MiniLM encoder (one forward pass per prompt)."""
+
+_BATCHED_IMAGE_CLASSIFIERS = frozenset({NudeNetClassifier.name, ClipConceptClassifier.name})
+"""Output image classifiers whose model takes a batch: concurrent requests are merged."""
+
+_MINILM_PASS = object()
+"""The key of the MiniLM micro-batcher (one per pipeline)."""
+
+
+def _embed_prompt_views(classifiers: ClassifierBackends, texts: Sequence[str]) -> list[object]:
+    """One MiniLM pass over the texts the MiniLM classifiers embed (``text_for_embedding``):
+    fills the encoder's sentence and token caches. Runs in the pool (may load the encoder)."""
+    views = [text_for_embedding(text)[1] for text in texts]
+    return list(classifiers.encoder().encode_tokens(views))
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """Mark a shared future's exception as seen (its users report failures themselves)."""
+    if not future.cancelled():
+        future.exception()
 
 
 _MANIFEST_STAGES = {"prompt": "input", "input": "uploads"}

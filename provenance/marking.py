@@ -73,18 +73,28 @@ class DetectedWatermark:
 
 
 def apply_watermark(
-    data: bytes, mime_type: str, watermark_id: int, *, audio_key: bytes
+    data: bytes,
+    mime_type: str,
+    watermark_id: int,
+    *,
+    audio_key: bytes,
+    pixels: Image.Image | None = None,
 ) -> AppliedWatermark:
+    """``pixels``: the image of ``data`` already decoded (RGB), to save decoding it again."""
     canonical = canonical_mime_type(mime_type)
     if canonical in _IMAGE_FORMATS:
-        return _mark_image(data, canonical, watermark_id)
+        return _mark_image(data, canonical, watermark_id, pixels)
     if canonical == "audio/wav":
         return _mark_wav(data, watermark_id, audio_key)
     return AppliedWatermark(data, None, None, skipped=f"no watermark for {canonical}")
 
 
-def _mark_image(data: bytes, mime_type: str, watermark_id: int) -> AppliedWatermark:
-    image = _open_image(data)
+def _mark_image(
+    data: bytes, mime_type: str, watermark_id: int, pixels: Image.Image | None = None
+) -> AppliedWatermark:
+    image = pixels.convert("RGB") if pixels is not None and pixels.mode != "RGB" else pixels
+    if image is None:
+        image = _open_image(data)
     if min(image.size) < MIN_IMAGE_SIDE:
         return AppliedWatermark(
             data,

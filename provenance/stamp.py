@@ -10,7 +10,10 @@ watermark id in the manifest repository, so a copy stripped of its metadata can 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from dataclasses import dataclass, replace
+
+from PIL import Image
 
 from generators.base import Artifact
 from provenance.errors import ProvenanceError
@@ -33,6 +36,9 @@ class StampedAsset:
     signed: SignedAsset
     watermark: AppliedWatermark
     spec: ManifestSpec
+    # how long embedding the watermark (decode, mark, re-encode) and signing took
+    watermark_ms: float = 0.0
+    sign_ms: float = 0.0
 
     @property
     def watermark_id(self) -> str | None:
@@ -57,21 +63,38 @@ class ContentCredentials:
         self.trust_anchors_pem = trust_anchors_pem
 
     def stamp(
-        self, artifact: Artifact, spec: ManifestSpec, *, watermark: bool, self_check: bool
+        self,
+        artifact: Artifact,
+        spec: ManifestSpec,
+        *,
+        watermark: bool,
+        self_check: bool,
+        pixels: Image.Image | None = None,
     ) -> StampedAsset:
+        """``pixels``: the artifact's image already decoded to RGB (the pipeline's output stage
+        decoded it), so the watermark does not decode it again."""
+        started = time.perf_counter()
         if watermark:
             applied = apply_watermark(
-                artifact.data, artifact.mime_type, new_watermark_id(), audio_key=self.audio_key
+                artifact.data,
+                artifact.mime_type,
+                new_watermark_id(),
+                audio_key=self.audio_key,
+                pixels=pixels,
             )
         else:
             applied = AppliedWatermark(artifact.data, None, None, skipped="disabled by policy")
         if applied.watermark_id is not None and applied.alg is not None:
             spec = replace(spec, watermark=SoftBinding(applied.alg, applied.watermark_id))
             artifact = replace(artifact, data=applied.data)
+        marked = time.perf_counter()
         signed = self.signer.sign(artifact, spec)
         if self_check:
             self._check(signed, applied)
-        return StampedAsset(signed, applied, spec)
+        done = time.perf_counter()
+        return StampedAsset(
+            signed, applied, spec, (marked - started) * 1000, (done - marked) * 1000
+        )
 
     def _check(self, signed: SignedAsset, applied: AppliedWatermark) -> None:
         report = read_manifest(
