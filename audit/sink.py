@@ -22,15 +22,17 @@ import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from audit.errors import AuditError, AuditUnavailable, DuplicateDecision
 from audit.index import index_entries
 from audit.record import GENESIS_HASH, AuditRecord, chain_link
 from audit.spool import AuditSpool
 from audit.stream import DEFAULT_PREFIX, AuditKeys, as_text, map_redis_errors
+from genguard_keyspace import is_cluster
 
 __all__ = ["SPOOLED_PREFIX", "AuditSink", "RedisStreamAuditSink"]
 
@@ -93,7 +95,7 @@ class RedisStreamAuditSink:
         spool_path: Path | None = None,
         write_timeout_s: float | None = None,
     ) -> None:
-        self.keys = AuditKeys(prefix)
+        self.keys = AuditKeys.for_client(redis, prefix)
         self.spool = AuditSpool(spool_path) if spool_path is not None else None
         self.write_timeout_s = write_timeout_s
         self.conflicts = 0  # re-links after another replica moved the head first
@@ -246,13 +248,14 @@ class RedisStreamAuditSink:
         keys = self.keys
         first = records[calls[0][0]].decision_id
         with map_redis_errors(f"append audit record {first} (+{len(calls) - 1})"):
-            async with self._redis.pipeline(transaction=False) as pipe:
-                for index, prev_hash, digest, stored in calls:
-                    record = records[index]
-                    tenant = record.tenant
-                    ix = index_entries(keys, record)
-                    await self._link(
-                        keys=[
+            scripts: list[tuple[list[str], list[bytes | str | int | float]]] = []
+            for index, prev_hash, digest, stored in calls:
+                record = records[index]
+                tenant = record.tenant
+                ix = index_entries(keys, record)
+                scripts.append(
+                    (
+                        [
                             keys.head(tenant),
                             keys.stream(tenant),
                             keys.ids,
@@ -261,7 +264,7 @@ class RedisStreamAuditSink:
                             ix.stats_key,
                             *ix.sorted_sets,
                         ],
-                        args=[
+                        [
                             prev_hash,
                             digest,
                             stored,
@@ -274,9 +277,48 @@ class RedisStreamAuditSink:
                             len(ix.stats_fields),
                             *ix.stats_fields,
                         ],
-                        client=pipe,
                     )
-                replies = await pipe.execute()
+                )
+            if is_cluster(self._redis):  # cluster pipelines refuse scripts: one call each
+                replies = [await self._link(keys=k, args=a) for k, a in scripts]
+            elif len(scripts) == 1:  # uncontended: one EVALSHA, one round trip
+                replies = [await self._link(keys=scripts[0][0], args=scripts[0][1])]
+            else:
+                replies = await self._pipelined(scripts)
+        return self._statuses(replies)
+
+    async def _pipelined(
+        self, scripts: list[tuple[list[str], list[bytes | str | int | float]]]
+    ) -> list[Any]:
+        """EVALSHA the link script once per call in one pipeline, one round trip.
+
+        redis-py's ``Script`` in a pipeline sends ``SCRIPT EXISTS`` before every execute (a
+        second round trip per batch); here a ``NOSCRIPT`` reply (Redis restarted or flushed its
+        script cache) loads the script and re-sends only the calls that got it, in order. A
+        call after a ``NOSCRIPT`` one was linked to a head that never moved, so it answered
+        "conflict" and the normal re-link retries it.
+        """
+        sha = self._link.sha
+
+        async def run(calls: list[tuple[list[str], list[bytes | str | int | float]]]) -> list[Any]:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for keys, args in calls:
+                    pipe.evalsha(sha, len(keys), *keys, *args)
+                return list(await pipe.execute(raise_on_error=False))
+
+        replies = await run(scripts)
+        missing = [i for i, r in enumerate(replies) if isinstance(r, NoScriptError)]
+        if missing:
+            await self._redis.script_load(_LINK)
+            for i, reply in zip(missing, await run([scripts[i] for i in missing]), strict=True):
+                replies[i] = reply
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    @staticmethod
+    def _statuses(replies: list[Any]) -> list[tuple[int, str]]:
         out: list[tuple[int, str]] = []
         for reply in replies:
             try:

@@ -5,6 +5,10 @@ Starts `genguard serve` on its embedded defaults in a temporary data dir, sends 
 overhead header, the generator time (from the audit records) and the client-side latency.
 
     .venv/bin/python bench/overhead.py [--requests 50] [--size 512x512]
+
+This is the end-to-end view with a stage breakdown (one request at a time). The proxy overhead
+against a zero-latency upstream at concurrency 1-128, throughput with several worker processes
+and memory per worker are measured by ``bench/proxy_overhead.py`` (issue #9).
 """
 
 from __future__ import annotations

@@ -1,7 +1,11 @@
 """API keys: generated once, shown once, stored hashed in Redis.
 
 A key reads ``gg_<key_id>_<secret>``; Redis keeps ``sha256(key)`` with the key's tenant and roles,
-never the key. Looking a key up costs one HGETALL by ``key_id`` and a constant-time comparison.
+never the key. Looking a key up costs one HGETALL by ``key_id`` and a constant-time comparison;
+a key verified in the last ``cache_s`` seconds (``GENGUARD_KEY_CACHE_S``, default 5) is accepted
+from memory without that round trip. A revocation therefore takes effect at once in the process
+that revoked the key, and within ``cache_s`` on every other replica and worker process (the
+cache is a short TTL, not invalidated by messages); ``cache_s=0`` checks Redis on every request.
 """
 
 from __future__ import annotations
@@ -41,6 +45,7 @@ class Role(StrEnum):
     POLICY_EDITOR = "policy_editor"
     POLICY_APPROVER = "policy_approver"
     REVIEWER = "reviewer"  # approves or rejects outputs held by a ``review`` rule
+    METRICS = "metrics"  # scrapes /metrics (Prometheus), nothing else
     ADMIN = "admin"
 
 
@@ -112,6 +117,8 @@ def _digest(key: str) -> str:
 class ApiKeyStore:
     """Hashed API keys in Redis.
 
+    ``cache_s``: a key this process verified within the last ``cache_s`` seconds is accepted
+    without asking Redis (see the module docstring for what that means for revocation).
     ``outage_grace_s``: while Redis cannot be reached, a key that this process verified within
     the last ``outage_grace_s`` seconds is still accepted (revocations made during the outage
     take effect when Redis returns); any other key gets ``KeyStoreUnavailable`` (503). 0 turns
@@ -121,11 +128,18 @@ class ApiKeyStore:
     MAX_REMEMBERED = 10_000
 
     def __init__(
-        self, redis: Redis, *, prefix: str = "genguard:keys", outage_grace_s: float = 0.0
+        self,
+        redis: Redis,
+        *,
+        prefix: str = "genguard:keys",
+        outage_grace_s: float = 0.0,
+        cache_s: float = 0.0,
     ) -> None:
         self._redis = redis
         self._prefix = prefix
         self._grace_s = outage_grace_s
+        self._cache_s = cache_s
+        # sha256(key) -> (principal, when Redis last confirmed it), least recently used first
         self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
 
     def _hash_key(self, key_id: str) -> str:
@@ -174,6 +188,9 @@ class ApiKeyStore:
             raise InvalidKey("malformed API key (expected gg_<id>_<secret>)")
         key_id = match.group(1)
         digest = _digest(key)
+        remembered = self._verified.get(digest)
+        if remembered is not None and time.monotonic() - remembered[1] <= self._cache_s:
+            return remembered[0]
         try:
             with _redis_errors("check the API key"):
                 stored = await self._redis.hgetall(self._hash_key(key_id))
@@ -191,7 +208,7 @@ class ApiKeyStore:
             self._verified.pop(digest, None)
             raise InvalidKey("this API key was revoked")
         principal = Principal(fields["tenant"], key_id, parse_roles(fields["roles"]))
-        if self._grace_s > 0:
+        if self._grace_s > 0 or self._cache_s > 0:
             self._verified[digest] = (principal, time.monotonic())
             self._verified.move_to_end(digest)
             while len(self._verified) > self.MAX_REMEMBERED:
@@ -203,6 +220,8 @@ class ApiKeyStore:
         if not exists:
             raise KeyError(f"no API key with id {key_id!r}")
         await self._redis.hset(self._hash_key(key_id), "revoked_at", datetime.now(UTC).isoformat())
+        for digest in [d for d, (p, _) in self._verified.items() if p.key_id == key_id]:
+            del self._verified[digest]  # at once in this process; elsewhere within cache_s
         info = await self.get(key_id)
         assert info is not None
         return info

@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,7 +224,8 @@ class RedisPolicyStore:
         try:
             self._cache_dir.mkdir(parents=True, exist_ok=True)
             path = self._cache_dir / "active-policies.json"
-            tmp = path.with_suffix(".tmp")
+            # one tmp name per process: several workers may share this data dir
+            tmp = path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(data, indent=1))
             tmp.replace(path)  # atomic: a crash never leaves a half-written copy
         except OSError as exc:
