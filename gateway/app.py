@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -15,7 +16,9 @@ from gateway.console import router as console_router
 from gateway.context import RequestContext, new_decision_id
 from gateway.deps import Services, principal_from_request
 from gateway.errors import ApiError, error_for_exception, error_response
+from gateway.jobs.connection import open_job_queue
 from gateway.lifespan import open_services
+from gateway.observability import ObservabilityMiddleware
 from gateway.routes import (
     admin_audit,
     admin_hashbanks,
@@ -25,6 +28,7 @@ from gateway.routes import (
     files,
     image_edits,
     images,
+    jobs,
     moderations,
     provenance,
     review,
@@ -43,6 +47,7 @@ AUDITED_ROUTES = {
     "/v1/images/variations": "images.variations",
     "/v1/audio/speech": "audio.speech",
     "/v1/moderations": "moderations",
+    "/v1/jobs": "jobs.submit",
 }
 
 
@@ -57,7 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with open_services(settings) as services:
             app.state.services = services
-            yield
+            with open_job_queue(settings) as app.state.job_queue:
+                yield
 
     app = FastAPI(
         title="GenGuard",
@@ -78,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(review.router)
     app.include_router(admin_voices.router)
     app.include_router(admin_hashbanks.router)
+    app.include_router(jobs.router)
     _install_middleware(app, settings)
     _install_error_handlers(app)
     return app
@@ -88,7 +95,9 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
     async def request_state(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
-        request.state.decision_id = new_decision_id()
+        if not hasattr(request.state, "decision_id"):  # ObservabilityMiddleware sets it
+            request.state.decision_id = new_decision_id()
+            request.state.trace_id = secrets.token_hex(16)
         request.state.started = time.perf_counter()
         request.state.route_name = AUDITED_ROUTES.get(request.url.path, request.url.path)
         request.state.audited = False
@@ -107,6 +116,9 @@ def _install_middleware(app: FastAPI, settings: Settings) -> None:
             )
             return await _audited_error(request, error)
         return await call_next(request)
+
+    # outermost: decision id, log fields, span, HTTP metrics and the access line of everything
+    app.add_middleware(ObservabilityMiddleware)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -148,7 +160,11 @@ async def _audited_error(request: Request, error: ApiError) -> Response:
             except ApiError:
                 principal = None
         ctx = RequestContext(
-            decision_id=decision_id, route=route, principal=principal, started=request.state.started
+            decision_id=decision_id,
+            route=route,
+            principal=principal,
+            trace_id=request.state.trace_id,
+            started=request.state.started,
         )
         try:
             await services.recorder.record_failure(ctx, error, params={"path": request.url.path})

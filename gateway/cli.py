@@ -22,6 +22,7 @@ from gateway.keys import ApiKeyStore, parse_roles
 from gateway.lifespan import audit_checkpoint_key, read_runtime_redis_url
 from gateway.policy_commands import OFFLINE, add_policy_commands, run_offline, run_online
 from gateway.recording import admin_record
+from gateway.redis_connect import connect_redis
 from gateway.settings import InsecureSettingsError, Settings
 from gateway.voice_commands import add_voice_commands, run_voice_command
 
@@ -41,6 +42,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port (default 8080)")
     serve.add_argument("--data-dir", type=Path, dest="serve_data_dir", help="state directory")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing one Redis (default 1; GENGUARD_WORKERS sizes the "
+        "thread pool inside each)",
+    )
 
     keys = commands.add_parser("keys", help="manage API keys").add_subparsers(
         dest="keys_command", required=True
@@ -50,7 +59,8 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument(
         "--roles",
         default="client",
-        help="comma-separated: client, auditor, policy_editor, policy_approver, admin",
+        help="comma-separated: client, auditor, policy_editor, policy_approver, reviewer, metrics, "
+        "admin",
     )
     create.add_argument("--name", default="")
     keys.add_parser("list", help="list keys (never the secrets)")
@@ -99,6 +109,15 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--trust-anchors", type=Path, help="PEM roots (default: the signer's)")
     check.add_argument("--offline", action="store_true", help="no manifest repository lookup")
     add_erasure_commands(commands)
+    worker = commands.add_parser(
+        "worker", help="run asynchronous jobs (POST /v1/jobs) through the pipeline (RQ)"
+    )
+    worker.add_argument(
+        "--queue",
+        action="append",
+        help="queue to listen on, repeatable (default: the image and the speech queue)",
+    )
+    worker.add_argument("--name", help="worker name (default genguard-<host>-<pid>)")
     return parser
 
 
@@ -155,7 +174,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"genguard: {exc}", file=sys.stderr)
         return 2
     if args.command == "serve":
-        return _serve(settings)
+        if not 1 <= args.workers <= 64:
+            print("genguard: --workers must be between 1 and 64", file=sys.stderr)
+            return 2
+        from gateway.serving import serve
+
+        return serve(settings, args.workers)
+    if args.command == "worker":
+        from gateway.jobs.worker import run_worker
+
+        return run_worker(settings, args.queue, name=args.name)
     if args.command == "eval":
         from gateway.evaluation import run_eval_prompts
 
@@ -173,34 +201,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     return asyncio.run(_audit(settings, args))
 
 
-def _serve(settings: Settings) -> int:
-    import uvicorn
-
-    from gateway.app import create_app
-
-    base = f"http://{settings.host}:{settings.port}"
-    print(f"genguard: serving the OpenAI-compatible API at {base}/v1", file=sys.stderr)
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level
-    )
-    return 0
-
-
 @asynccontextmanager
 async def _redis(settings: Settings) -> AsyncIterator[Redis]:
     """The configured Redis, the running gateway's embedded one, or a temporary embedded one."""
-    url = settings.redis_url.get_secret_value() if settings.redis_url else None
-    url = url or read_runtime_redis_url(settings.data_dir)
+    if settings.redis_configured:  # one node, Sentinel or Cluster (gateway/redis_connect.py)
+        async with connect_redis(settings, socket_timeout=None) as client:
+            yield client
+        return
+    url = read_runtime_redis_url(settings.data_dir)
     embedded: EmbeddedRedis | None = None
     if url is None:
         embedded = EmbeddedRedis(settings.data_dir / "redis", appendonly=True)
         await asyncio.to_thread(embedded.start)
         url = embedded.url
-    client = Redis.from_url(url)
     try:
-        yield client
+        async with connect_redis(settings, url=url, socket_timeout=None) as client:
+            yield client
     finally:
-        await client.aclose()
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
 
@@ -353,7 +370,9 @@ async def _audit(settings: Settings, args: argparse.Namespace) -> int:
         tenants = (
             [args.tenant]
             if args.tenant
-            else sorted(as_text(t) for t in await redis.smembers(AuditKeys().tenants))
+            else sorted(
+                as_text(t) for t in await redis.smembers(AuditKeys.for_client(redis).tenants)
+            )
         )
         status = 0
         for tenant in tenants:

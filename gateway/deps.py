@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -14,6 +14,7 @@ from gateway.backends import GeneratorRouter
 from gateway.context import RequestContext
 from gateway.errors import ApiError
 from gateway.keys import ApiKeyStore, InvalidKey, KeyStoreUnavailable, Principal, Role
+from gateway.observability import Telemetry
 from gateway.pipeline import Pipeline
 from gateway.recording import AuditRecorder
 from gateway.settings import Settings
@@ -52,6 +53,7 @@ class Services:
     signer_development: bool
     policies: FilePolicyStore | RedisPolicyStore | None = None
     files: FileDelivery | None = None  # response_format=url (gateway.storage)
+    telemetry: Telemetry = field(default_factory=Telemetry)  # metrics and tracing
 
 
 def get_services(request: Request) -> Services:
@@ -172,6 +174,7 @@ def request_context(request: Request, principal: Caller) -> RequestContext:
         decision_id=request.state.decision_id,
         route=request.state.route_name,
         principal=principal,
+        trace_id=request.state.trace_id,  # set by gateway.observability (the span's, if any)
         started=request.state.started,
     )
 

@@ -26,15 +26,18 @@ from redis.asyncio import Redis
 from audit.checkpoint import ensure_key_file
 from audit.errors import AuditError
 from audit.maintenance import run_audit_maintenance
-from audit.sink import RedisStreamAuditSink
+from audit.sink import AuditSink, RedisStreamAuditSink
 from classifiers.audio.voice_bank import RedisVoiceBank
 from classifiers.image.hash_banks import RedisHashBanks
 from gateway.backends import ClassifierBackends, GeneratorRouter
 from gateway.deps import Services
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.keys import ApiKeyStore, InvalidKey, KeyStoreUnavailable, Role
+from gateway.metrics import rq_queue_depth
+from gateway.observability import Telemetry
 from gateway.pipeline import Pipeline
 from gateway.recording import AuditRecorder, admin_record
+from gateway.redis_connect import connect_redis, describe_redis
 from gateway.review import RedisReviewQueue
 from gateway.settings import Settings
 from gateway.storage import file_delivery_from_settings
@@ -97,30 +100,30 @@ def watermark_key(settings: Settings, credentials: SigningCredentials) -> bytes:
 
 @asynccontextmanager
 async def open_redis(settings: Settings) -> AsyncIterator[Redis]:
-    if settings.redis_url is not None:
-        client = Redis.from_url(settings.redis_url.get_secret_value(), socket_timeout=10)
-        try:
+    if settings.redis_configured:  # one node, Sentinel or Cluster (gateway/redis_connect.py)
+        async with connect_redis(settings) as client:
             try:
                 await client.ping()
-            except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError) as exc:
+            except (
+                redis_exceptions.ConnectionError,
+                redis_exceptions.TimeoutError,
+                redis_exceptions.RedisClusterException,  # no cluster node answered
+            ) as exc:
                 _say(
-                    f"Redis unreachable ({exc}); starting on the locally persisted policy, "
-                    "spooling audit records, not ready until Redis answers"
+                    f"{describe_redis(settings)} unreachable ({exc}); starting on the locally "
+                    "persisted policy, spooling audit records, not ready until Redis answers"
                 )
             yield client
-        finally:
-            await client.aclose()
         return
     embedded = EmbeddedRedis(settings.data_dir / "redis", appendonly=True)
     await asyncio.to_thread(embedded.start)
     runtime = settings.data_dir / RUNTIME_REDIS_FILE
     runtime.write_text(embedded.url + "\n")
     _say(f"private Redis at {embedded.url} (append-only files in {embedded.data_dir})")
-    client = Redis.from_url(embedded.url, socket_timeout=10)
     try:
-        yield client
+        async with connect_redis(settings, url=embedded.url) as client:
+            yield client
     finally:
-        await client.aclose()
         runtime.unlink(missing_ok=True)
         await asyncio.to_thread(embedded.stop)
 
@@ -223,7 +226,13 @@ async def open_policy_store(
 
 
 @asynccontextmanager
-async def open_services(settings: Settings) -> AsyncIterator[Services]:
+async def open_services(
+    settings: Settings,
+    *,
+    request_sink: Callable[[RedisStreamAuditSink], AuditSink] | None = None,
+) -> AsyncIterator[Services]:
+    """``request_sink`` wraps the sink that the pipeline's per-request records go to (the job
+    worker captures them to commit each with its job's result, ``gateway.jobs.runner``)."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.chmod(settings.data_dir, 0o700)
     async with AsyncExitStack() as stack:
@@ -271,7 +280,12 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
         if isinstance(policies, RedisPolicyStore):
             stack.push_async_callback(policies.stop)
-        recorder = AuditRecorder(sink, policies)
+        telemetry = Telemetry.from_settings(settings)  # metrics and tracing (gateway.observability)
+        for queue in (settings.jobs.image_queue, settings.jobs.speech_queue):
+            telemetry.metrics.register_queue_depth(queue, rq_queue_depth(redis, queue))
+        recorder = AuditRecorder(
+            request_sink(sink) if request_sink else sink, policies, telemetry=telemetry
+        )
         checkpoint_key = audit_checkpoint_key(settings)
         maintenance = asyncio.create_task(
             run_audit_maintenance(
@@ -285,7 +299,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
         stack.push_async_callback(_stop_maintenance, maintenance, sink)
 
-        keys = ApiKeyStore(redis, outage_grace_s=settings.key_outage_grace_s)
+        keys = ApiKeyStore(
+            redis, outage_grace_s=settings.key_outage_grace_s, cache_s=settings.key_cache_s
+        )
         try:
             await ensure_bootstrap_key(settings, keys)
         except KeyStoreUnavailable as exc:
@@ -307,6 +323,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             reviews=RedisReviewQueue(redis),
             files=files,
             max_input_pixels=settings.limits.max_input_pixels,
+            batching=settings.batching,
         )
         yield Services(
             settings=settings,
@@ -320,6 +337,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             signer_development=credentials.development,
             policies=policies,
             files=files,
+            telemetry=telemetry,
         )
 
 

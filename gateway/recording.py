@@ -30,10 +30,12 @@ from audit.record import (
     ShadowRef,
     StageRecord,
 )
-from audit.sink import AuditSink
+from audit.sink import SPOOLED_PREFIX, AuditSink
 from classifiers.base import Scores
 from gateway.context import RequestContext
 from gateway.errors import ApiError
+from gateway.observability import Telemetry
+from gateway.tracing import StageTiming
 from policies.decision import Decision
 from policies.loader import PolicyBundle
 from policies.replay import evaluate_record
@@ -56,6 +58,7 @@ class _Entry:
     scores: list[Scores] = field(default_factory=list)
     error: str | None = None
     detail: dict[str, Any] | None = None
+    ended_ns: int = field(default_factory=time.time_ns)  # entries are added as stages end
 
 
 class StageLog:
@@ -103,6 +106,13 @@ class StageLog:
     def records(self) -> list[StageRecord]:
         return [_stage_record(entry) for entry in self._entries]
 
+    def timings(self) -> list[StageTiming]:
+        """When each entry ended and how long it took (for tracing spans)."""
+        return [
+            StageTiming(e.stage, e.classifier, e.verdict, e.ended_ns, e.latency_ms, e.error)
+            for e in self._entries
+        ]
+
 
 def _stage_record(entry: _Entry) -> StageRecord:
     merged: dict[str, float] = {}
@@ -140,9 +150,12 @@ def redact_prompt(prompt: str, names: Sequence[str] = ()) -> str:
 class AuditRecorder:
     """Builds and appends the one audit record of each request."""
 
-    def __init__(self, sink: AuditSink, policies: PolicyStore) -> None:
+    def __init__(
+        self, sink: AuditSink, policies: PolicyStore, telemetry: Telemetry | None = None
+    ) -> None:
         self._sink = sink
         self._policies = policies
+        self._telemetry = telemetry or Telemetry()
 
     async def refuses_while_degraded(self, tenant: str) -> bool:
         """Whether the sink is spooling and ``tenant``'s policy says to refuse meanwhile."""
@@ -223,7 +236,15 @@ class AuditRecorder:
             ),
             erased=private.erased,
         )
-        await self._sink.append(record)
+        try:
+            where = await self._sink.append(record)
+        except Exception:
+            self._telemetry.metrics.observe_audit("failed")
+            raise
+        self._telemetry.metrics.observe_audit(
+            "spool" if where.startswith(SPOOLED_PREFIX) else "redis"
+        )
+        self._telemetry.observe_record(record, log.timings())
         return max((time.perf_counter() - ctx.started) * 1000 - upstream_ms, 0.0)
 
     async def _shadow(

@@ -19,11 +19,14 @@ __all__ = [
     "ClassifierSettings",
     "DiffusersSettings",
     "InsecureSettingsError",
+    "JobSettings",
     "LimitSettings",
+    "ObservabilitySettings",
     "ProvenanceSettings",
     "Settings",
     "StorageSettings",
     "UpstreamSettings",
+    "sentinel_addresses",
 ]
 
 
@@ -109,6 +112,29 @@ class DiffusersSettings(_Section):
     device: str = "cpu"
 
 
+class JobSettings(_Section):
+    """Asynchronous jobs (``POST /v1/jobs``, ``genguard worker``; docs/operations.md).
+
+    ``timeout_s`` bounds one attempt; a worker that dies holding a job loses it to another
+    worker ``timeout_s + lease_margin_s`` after the attempt started (RQ's abandoned-job
+    clean-up, run every ``maintenance_interval_s`` by some worker). A job is attempted at most
+    ``max_attempts`` times, then audited as failed. Webhooks are signed with HMAC-SHA256 under
+    a per-tenant key derived from ``webhook_secret`` (unset: a development key in the data dir).
+    """
+
+    image_queue: Annotated[str, Field(min_length=1, max_length=100)] = "genguard-image"
+    speech_queue: Annotated[str, Field(min_length=1, max_length=100)] = "genguard-speech"
+    timeout_s: Annotated[int, Field(ge=2, le=86_400)] = 600
+    lease_margin_s: Annotated[int, Field(ge=1, le=3600)] = 30
+    maintenance_interval_s: Annotated[int, Field(ge=1, le=3600)] = 10
+    max_attempts: Annotated[int, Field(ge=1, le=20)] = 3
+    result_ttl_s: Annotated[int, Field(ge=60)] = 7 * 86_400
+    webhook_secret: SecretStr | None = None
+    webhook_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    webhook_backoff_s: Annotated[float, Field(gt=0, le=60)] = 1.0
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+
+
 class AuditSettings(_Section):
     """The audit sink: how long to wait for Redis before spooling, replay, retention."""
 
@@ -127,6 +153,30 @@ class LimitSettings(_Section):
     max_input_image_bytes: Annotated[int, Field(ge=1024)] = 20_000_000
     max_input_pixels: Annotated[int, Field(ge=64 * 64, le=8192 * 8192)] = 4096 * 4096
     max_input_images: Annotated[int, Field(ge=1, le=16)] = 4
+
+
+class BatchingSettings(_Section):
+    """Micro-batching (``gateway.batching``): concurrent calls of one model (the MiniLM prompt
+    embedding, NudeNet, CLIP) that arrive within ``max_wait_ms`` of the first are merged into
+    one model call of at most ``max_batch`` inputs."""
+
+    enabled: bool = True
+    max_wait_ms: Annotated[float, Field(ge=0, le=50)] = 2.0
+    max_batch: Annotated[int, Field(ge=1, le=256)] = 32
+
+
+class ObservabilitySettings(_Section):
+    """Prometheus ``/metrics``, structured logs and optional OpenTelemetry tracing
+    (docs/operations.md, "Observability")."""
+
+    # unset: json in production mode, text in development
+    log_format: Literal["json", "text"] | None = None
+    # serve /metrics without an API key (only where the port is private); default: a key with
+    # the 'metrics' (or 'admin') role, because the labels name tenants and routes
+    metrics_public: bool = False
+    # spans per request and per stage (needs opentelemetry-sdk; OTEL_EXPORTER_OTLP_* configure
+    # the exporter); also on when OTEL_EXPORTER_OTLP_ENDPOINT is set
+    otel_enabled: bool = False
 
 
 class StorageSettings(_Section):
@@ -170,7 +220,13 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(ge=0, le=65535)] = 8080
     public_base_url: str | None = None
     data_dir: Path = Path(".genguard")
-    redis_url: SecretStr | None = None
+    redis_url: SecretStr | None = None  # redis:// or rediss://; with redis_cluster, any node
+    redis_cluster: bool = False  # redis_url names one node of a Redis Cluster (docs/operations.md)
+    # Redis Sentinel instead of redis_url: "host:port,host:port" and the monitored master's name
+    redis_sentinels: str | None = None
+    redis_sentinel_master: str | None = None
+    redis_sentinel_password: SecretStr | None = None  # AUTH of the sentinels themselves
+    redis_password: SecretStr | None = None  # AUTH of the master and replicas found via Sentinel
     bootstrap_key: SecretStr | None = None
     policy_file: Path | None = None
     # redis: versioned, approved, hot-reloaded (policy_file seeds version 1); file: fixed
@@ -182,13 +238,19 @@ class Settings(BaseSettings):
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # while Redis is unreachable, keys verified this recently are still accepted (0 = off)
     key_outage_grace_s: Annotated[float, Field(ge=0, le=86_400)] = 300.0
+    # keys verified this recently are accepted without a Redis round trip; a revocation reaches
+    # other processes within this many seconds (0 = check Redis on every request)
+    key_cache_s: Annotated[float, Field(ge=0, le=300)] = 5.0
     upstream: UpstreamSettings = UpstreamSettings()
     provenance: ProvenanceSettings = ProvenanceSettings()
     classifiers: ClassifierSettings = ClassifierSettings()
     limits: LimitSettings = LimitSettings()
     storage: StorageSettings = StorageSettings()
+    batching: BatchingSettings = BatchingSettings()
     audit: AuditSettings = AuditSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
     diffusers: DiffusersSettings = DiffusersSettings()
+    jobs: JobSettings = JobSettings()
 
     @model_validator(mode="after")
     def _coherent(self) -> Settings:
@@ -206,6 +268,33 @@ class Settings(BaseSettings):
             self._enforce_production()
         return self
 
+    @model_validator(mode="after")
+    def _redis_topology(self) -> Settings:
+        """One way to reach Redis: a URL (single node or cluster seed), or Sentinel."""
+        if self.redis_sentinels is not None:
+            if self.redis_url is not None:
+                raise ValueError(
+                    "GENGUARD_REDIS_URL and GENGUARD_REDIS_SENTINELS exclude each other: "
+                    "set one (Sentinel finds the master itself)"
+                )
+            if self.redis_cluster:
+                raise ValueError("GENGUARD_REDIS_CLUSTER cannot be combined with Sentinel")
+            if not self.redis_sentinel_master:
+                raise ValueError(
+                    "GENGUARD_REDIS_SENTINEL_MASTER (the master name the sentinels monitor) is "
+                    "required with GENGUARD_REDIS_SENTINELS"
+                )
+            sentinel_addresses(self.redis_sentinels)  # raises naming the bad entry
+        elif self.redis_sentinel_master or self.redis_sentinel_password or self.redis_password:
+            raise ValueError(
+                "GENGUARD_REDIS_SENTINEL_MASTER, GENGUARD_REDIS_SENTINEL_PASSWORD and "
+                "GENGUARD_REDIS_PASSWORD apply only with GENGUARD_REDIS_SENTINELS (put a "
+                "password for GENGUARD_REDIS_URL in the URL)"
+            )
+        if self.redis_cluster and self.redis_url is None:
+            raise ValueError("GENGUARD_REDIS_CLUSTER needs GENGUARD_REDIS_URL (any cluster node)")
+        return self
+
     def _enforce_production(self) -> None:
         problems = []
         if self.bootstrap_key is not None:
@@ -213,8 +302,11 @@ class Settings(BaseSettings):
                 "GENGUARD_BOOTSTRAP_KEY is for development only; create keys with "
                 "'genguard keys create'"
             )
-        if self.redis_url is None:
-            problems.append("GENGUARD_REDIS_URL must point at a managed Redis in production")
+        if self.redis_url is None and self.redis_sentinels is None:
+            problems.append(
+                "GENGUARD_REDIS_URL (or GENGUARD_REDIS_SENTINELS) must point at a managed Redis "
+                "in production"
+            )
         p = self.provenance
         if p.cert_chain_path is None or (
             p.private_key_path is None and p.external_signer_url is None
@@ -242,3 +334,28 @@ class Settings(BaseSettings):
     @property
     def development(self) -> bool:
         return self.mode == "development"
+
+    @property
+    def json_logs(self) -> bool:
+        """One JSON object per log line (``observability.log_format``; unset: production)."""
+        configured = self.observability.log_format
+        return configured == "json" if configured else self.mode == "production"
+
+    @property
+    def redis_configured(self) -> bool:
+        """True when an external Redis is set (URL, cluster or Sentinel); else embedded."""
+        return self.redis_url is not None or self.redis_sentinels is not None
+
+
+def sentinel_addresses(value: str) -> list[tuple[str, int]]:
+    """``"host:port,host:port"`` as pairs; ``ValueError`` naming the setting and the entry."""
+    addresses = []
+    for entry in (part.strip() for part in value.split(",")):
+        host, sep, port = entry.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"GENGUARD_REDIS_SENTINELS: {entry!r} is not host:port (port 1-65535); "
+                "expected e.g. 'sentinel-1:26379,sentinel-2:26379'"
+            )
+        addresses.append((host.strip("[]"), int(port)))
+    return addresses

@@ -1,4 +1,6 @@
-"""``GET /v1/models``, ``/healthz`` (process up) and ``/readyz`` (Redis reachable).
+"""``GET /v1/models``, ``/healthz`` (process up), ``/readyz`` (Redis reachable) and
+``/metrics`` (Prometheus; a key with the ``metrics`` role unless
+``GENGUARD_OBSERVABILITY__METRICS_PUBLIC=true``, see ``gateway.metrics``).
 
 ``/readyz`` also says where the enforced policy came from: ``local copy`` while the gateway
 serves the last good policy persisted on disk because Redis was unreachable at start-up.
@@ -6,12 +8,15 @@ serves the last good policy persisted on disk because Redis was unreachable at s
 
 from __future__ import annotations
 
+import os
 import time
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
-from gateway.deps import ServicesDep, authenticate
+from gateway.deps import ServicesDep, authenticate, require_any_role
+from gateway.keys import Role
+from gateway.metrics import CONTENT_TYPE_LATEST
 from generators.base import SteerableGenerator
 from policies.redis_store import RedisPolicyStore
 from policies.versions import BASE_SCOPE
@@ -42,8 +47,9 @@ async def list_models(services: ServicesDep) -> dict[str, object]:
 
 
 @router.get("/healthz", name="healthz")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+async def healthz() -> Response:
+    # which worker process answered (``genguard serve --workers N``)
+    return JSONResponse({"status": "ok"}, headers={"x-genguard-worker-pid": str(os.getpid())})
 
 
 @router.get("/readyz", name="readyz")
@@ -62,3 +68,23 @@ async def readyz(services: ServicesDep) -> Response:
     ready = checks["redis"] == "ok"
     body = {"status": "ready" if ready else "not ready", "checks": checks}
     return JSONResponse(body, status_code=200 if ready else 503)
+
+
+_metrics_reader = require_any_role(Role.METRICS)
+
+
+@router.get("/metrics", name="metrics")
+async def metrics(request: Request, services: ServicesDep) -> Response:
+    if not services.settings.observability.metrics_public:
+        await _metrics_reader(request, services)  # 401 / 403 like every other route
+    versions: dict[str, int] = {}
+    if isinstance(services.policies, RedisPolicyStore):
+        versions = dict(services.policies.snapshot.versions)
+    spool = services.audit_sink.spool
+    live = await services.telemetry.metrics.live_values(
+        spool_path=spool.path if spool is not None else None,
+        audit_degraded=services.audit_sink.degraded,
+        policy_versions=versions,
+    )
+    body = await services.telemetry.metrics.exposition(live)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
