@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import functools
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal, TypeVar
 
@@ -74,7 +74,7 @@ from policies.steering import speech_fallback, steering_for
 from policies.store import PolicyStore
 from provenance.ingredients import Ingredient, ingredients_of_inputs
 from provenance.manifest import ManifestSpec
-from provenance.stamp import ContentCredentials, StampedAsset
+from provenance.stamp import ContentCredentials, MarkedArtifact, StampedAsset
 from provenance.verifier import verify_asset
 
 __all__ = ["GenerationResult", "ModerationResult", "Pipeline"]
@@ -160,6 +160,7 @@ class Pipeline:
         decision = Decision(Action.ALLOW)
         assets: tuple[DeliveredAsset, ...] = ()
         artifacts: list[Artifact] = []
+        outputs: list[_DecodedOutput | None] = []
         error: ApiError | None = None
         try:
             policy = bundle.policy
@@ -191,13 +192,14 @@ class Pipeline:
                 finally:
                     upstream_ms = (time.perf_counter() - started) * 1000
                 # 4 output
-                output, artifacts, pixels = await self._classify_output(
+                output, artifacts, outputs = await self._classify_output(
                     bundle, request.modality, artifacts, log
                 )
                 decision = merge([decision, output])
             if not decision.blocked:
-                # 5 provenance (on the pixels the output stage decoded, where it did)
-                assets = await self._sign(ctx, bundle, artifacts, log, request, pixels=pixels)
+                # 5 provenance (on the pixels the output stage decoded, and the watermark it
+                # started, where it did)
+                assets = await self._sign(ctx, bundle, artifacts, log, request, outputs=outputs)
                 if decision.action is Action.REVIEW:
                     await self._hold_for_review(ctx, decision, assets, log)
                 elif delivery == "url":
@@ -208,6 +210,8 @@ class Pipeline:
             error = error_for_exception(exc)
             if not isinstance(exc, GenGuardError):  # stages log their own errors
                 log.add_error("pipeline", None, exc)
+        finally:
+            _discard_marks(outputs)  # blocked or failed: the early watermarks are not used
         action = "error" if error else decision.action.value
         overhead_ms = await self._recorder.record(
             ctx,
@@ -332,11 +336,11 @@ class Pipeline:
         log: StageLog,
         request: GenerationRequest | None = None,
         *,
-        pixels: Sequence[Image.Image | None] = (),
+        outputs: Sequence[_DecodedOutput | None] = (),
     ) -> tuple[DeliveredAsset, ...]:
-        """Watermark, sign and register every artifact; ``pixels[i]``, when given, is
-        ``artifacts[i]`` already decoded (the output stage's RGB image), so it is not decoded
-        again for the watermark."""
+        """Watermark, sign and register every artifact; ``outputs[i]``, when given, is
+        ``artifacts[i]`` already decoded by the output stage (so it is not decoded again) and
+        its watermark, when the output stage started it early."""
         section = bundle.policy.provenance
         credentials = self._signer
         if not section.c2pa or credentials is None:
@@ -349,9 +353,9 @@ class Pipeline:
         ingredients = _ingredients(request)
         verdicts = tuple(per_stage.items())
 
-        decoded = list(pixels) if len(pixels) == len(artifacts) else [None] * len(artifacts)
+        decoded = list(outputs) if len(outputs) == len(artifacts) else [None] * len(artifacts)
 
-        def stamp_one(artifact: Artifact, image: Image.Image | None) -> Awaitable[StampedAsset]:
+        async def stamp_one(artifact: Artifact, output: _DecodedOutput | None) -> StampedAsset:
             # watermark → sign (the manifest names the watermark) → register, below
             spec = ManifestSpec(
                 generator=artifact.generator,
@@ -364,13 +368,17 @@ class Pipeline:
                 redaction=artifact.redaction if isinstance(artifact, RedactedArtifact) else None,
                 ingredients=ingredients,
             )
-            return self._pool.cpu(
+            marked = None
+            if output is not None and output.marked is not None:
+                marked = await asyncio.shield(output.marked)
+            return await self._pool.cpu(
                 credentials.stamp,
                 artifact,
                 spec,
                 watermark=section.watermark,
                 self_check=section.self_check,
-                pixels=image,
+                pixels=output.pixels if output is not None else None,
+                marked=marked,
             )
 
         async def stamp_all() -> list[StampedAsset]:
@@ -398,6 +406,8 @@ class Pipeline:
                 "watermarks": [s.watermark_id for s in signed],
                 "unmarked": [s.watermark.skipped for s in stamped if s.watermark.skipped],
                 "watermark_ms": [round(s.watermark_ms, 3) for s in stamped],
+                # marked in parallel with the output classifiers (before this entry's start)
+                "watermark_early": [o is not None and o.marked is not None for o in decoded],
                 "sign_ms": [round(s.sign_ms, 3) for s in stamped],
             },
         )
@@ -586,10 +596,11 @@ class Pipeline:
         modality: Modality,
         artifacts: Sequence[Artifact],
         log: StageLog,
-    ) -> tuple[Decision, list[Artifact], list[Image.Image | None]]:
+    ) -> tuple[Decision, list[Artifact], list[_DecodedOutput | None]]:
         """The output stage's decision, the artifacts to deliver (blurred where it said) and,
-        per artifact, its decoded pixels when they are still what is delivered (else None)."""
-        unchanged: list[Image.Image | None] = [None] * len(artifacts)
+        per artifact, its decoded pixels (and early watermark) when they are still what is
+        delivered (else None)."""
+        unchanged: list[_DecodedOutput | None] = [None] * len(artifacts)
         if modality is Modality.IMAGE:
             return await self._classify_images(bundle, artifacts, log)
         section = bundle.policy.output.audio
@@ -603,11 +614,13 @@ class Pipeline:
 
     async def _classify_images(
         self, bundle: PolicyBundle, artifacts: Sequence[Artifact], log: StageLog
-    ) -> tuple[Decision, list[Artifact], list[Image.Image | None]]:
+    ) -> tuple[Decision, list[Artifact], list[_DecodedOutput | None]]:
         """Each image decided on its own scores; ``blur`` obscures the regions its rules fired
         on (``gateway.redaction``) and the edit is logged and later signed into the manifest.
         The images are decoded once here, shared by the classifiers and handed on to the
-        watermark."""
+        watermark, which starts at once, alongside the classifiers: it does not depend on their
+        verdict. Its result is used only for an image delivered unchanged; a blurred image is
+        marked again (on its new pixels) by provenance, a blocked one not at all."""
         section = bundle.policy.output.image
         if not section.classifiers:
             log.add("output", None, latency_ms=0.0, verdict="skipped")
@@ -615,6 +628,8 @@ class Pipeline:
         started = time.perf_counter()
         images = await self._pool.cpu(decode_images, [a.data for a in artifacts])
         log.add("output", "decode", latency_ms=_ms(started), verdict="ok")
+        # submitted before the classifiers: on a small pool the longest job starts first
+        marks = [self._mark_early(bundle, a, i) for a, i in zip(artifacts, images, strict=True)]
         await self._sync_hash_banks(section.classifiers)
         runs = [
             (name, self._classifiers.image(name, section).classify) for name in section.classifiers
@@ -641,11 +656,29 @@ class Pipeline:
                 detail={"blurred": outcome.notes},
             )
         log.set_verdict("output", decision.action.value)
-        pixels = [
-            image if kept is original else None
-            for kept, original, image in zip(delivered, artifacts, images, strict=True)
-        ]
-        return decision, delivered, pixels
+        outputs: list[_DecodedOutput | None] = []
+        for kept, original, image, mark in zip(delivered, artifacts, images, marks, strict=True):
+            output: _DecodedOutput | None = _DecodedOutput(image, mark)
+            if kept is not original:  # blurred: these pixels and their mark are not delivered
+                _discard_marks([output])
+                output = None
+            outputs.append(output)
+        return decision, delivered, outputs
+
+    def _mark_early(
+        self, bundle: PolicyBundle, artifact: Artifact, image: Image.Image
+    ) -> asyncio.Future[MarkedArtifact] | None:
+        """Start ``ContentCredentials.mark`` of a decoded output in the pool, where provenance
+        will watermark it (the policy signs and marks, and there are credentials)."""
+        section = bundle.policy.provenance
+        credentials = self._signer
+        if not (section.c2pa and section.watermark) or credentials is None:
+            return None
+        future = asyncio.ensure_future(
+            self._pool.cpu(credentials.mark, artifact, watermark=True, pixels=image)
+        )
+        future.add_done_callback(_retrieve)
+        return future
 
     async def _audio_runs(
         self, bundle: PolicyBundle
@@ -988,6 +1021,22 @@ def _embed_prompt_views(classifiers: ClassifierBackends, texts: Sequence[str]) -
     fills the encoder's sentence and token caches. Runs in the pool (may load the encoder)."""
     views = [text_for_embedding(text)[1] for text in texts]
     return list(classifiers.encoder().encode_tokens(views))
+
+
+@dataclass(frozen=True, slots=True)
+class _DecodedOutput:
+    """An output image as the output stage decoded it (RGB) and, when started, its watermark
+    (``Pipeline._mark_early``) running in the pool."""
+
+    pixels: Image.Image
+    marked: asyncio.Future[MarkedArtifact] | None
+
+
+def _discard_marks(outputs: Sequence[_DecodedOutput | None]) -> None:
+    """Cancel early watermarks that will not be used (a no-op for those already awaited)."""
+    for output in outputs:
+        if output is not None and output.marked is not None:
+            output.marked.cancel()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -140,7 +140,7 @@ def embed_image_watermark(image: Image.Image, watermark_id: int) -> Image.Image:
     if not can_carry(image.width, image.height):
         raise ValueError(f"a {image.width}x{image.height} image is too small to carry a watermark")
     coded = encode_codeword(watermark_id).astype(np.float64)
-    rgb = np.array(image.convert("RGB"), dtype=np.float32)
+    rgb = np.array(image if image.mode == "RGB" else image.convert("RGB"), dtype=np.float32)
     height, width = (rgb.shape[0] // 4) * 4, (rgb.shape[1] // 4) * 4
     chroma = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV)[:height, :width, 1].astype(np.float64)
     low = _haar_low(chroma + U_OFFSET)

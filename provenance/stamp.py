@@ -1,10 +1,11 @@
 """Durable content credentials on one generated artifact: watermark → sign → (register).
 
 ``ContentCredentials.stamp`` (sync, CPU-bound: the pipeline runs it in its worker pool) embeds the
-watermark, then signs a C2PA manifest whose ``c2pa.soft-binding`` assertion names that
-watermark, and optionally reads the result back (self-check: the manifest validates, the
-watermark decodes to the same id). ``register`` (async) stores the manifest store under the
-watermark id in the manifest repository, so a copy stripped of its metadata can be traced back.
+watermark (``mark``, which the pipeline may run earlier, alongside the output classifiers), then
+signs a C2PA manifest whose ``c2pa.soft-binding`` assertion names that watermark, and optionally
+reads the result back (self-check: the manifest validates, the watermark decodes to the same id).
+``register`` (async) stores the manifest store under the watermark id in the manifest
+repository, so a copy stripped of its metadata can be traced back.
 """
 
 from __future__ import annotations
@@ -24,11 +25,21 @@ from provenance.repository import ManifestRepository, RegisteredOutput
 from provenance.signer import C2paSigner, SignedAsset
 from provenance.verify import read_manifest
 
-__all__ = ["ContentCredentials", "SelfCheckFailed", "StampedAsset"]
+__all__ = ["ContentCredentials", "MarkedArtifact", "SelfCheckFailed", "StampedAsset"]
 
 
 class SelfCheckFailed(ProvenanceError):
     """A signed output did not verify before it left the gateway."""
+
+
+@dataclass(frozen=True, slots=True)
+class MarkedArtifact:
+    """An artifact after the watermark step: its (marked) bytes, what was applied, and how long
+    the step took (decode, mark, re-encode)."""
+
+    artifact: Artifact
+    watermark: AppliedWatermark
+    watermark_ms: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,17 +73,13 @@ class ContentCredentials:
         self.repository = repository
         self.trust_anchors_pem = trust_anchors_pem
 
-    def stamp(
-        self,
-        artifact: Artifact,
-        spec: ManifestSpec,
-        *,
-        watermark: bool,
-        self_check: bool,
-        pixels: Image.Image | None = None,
-    ) -> StampedAsset:
-        """``pixels``: the artifact's image already decoded to RGB (the pipeline's output stage
-        decoded it), so the watermark does not decode it again."""
+    def mark(
+        self, artifact: Artifact, *, watermark: bool, pixels: Image.Image | None = None
+    ) -> MarkedArtifact:
+        """The watermark step of ``stamp`` alone (CPU-bound). It depends only on the artifact,
+        not on any verdict, so the pipeline starts it alongside the output classifiers and
+        hands the result to ``stamp(marked=...)`` when the output is delivered unchanged.
+        ``pixels``: the artifact's image already decoded to RGB, so it is not decoded again."""
         started = time.perf_counter()
         if watermark:
             applied = apply_watermark(
@@ -85,16 +92,33 @@ class ContentCredentials:
         else:
             applied = AppliedWatermark(artifact.data, None, None, skipped="disabled by policy")
         if applied.watermark_id is not None and applied.alg is not None:
-            spec = replace(spec, watermark=SoftBinding(applied.alg, applied.watermark_id))
             artifact = replace(artifact, data=applied.data)
-        marked = time.perf_counter()
-        signed = self.signer.sign(artifact, spec)
+        return MarkedArtifact(artifact, applied, (time.perf_counter() - started) * 1000)
+
+    def stamp(
+        self,
+        artifact: Artifact,
+        spec: ManifestSpec,
+        *,
+        watermark: bool,
+        self_check: bool,
+        pixels: Image.Image | None = None,
+        marked: MarkedArtifact | None = None,
+    ) -> StampedAsset:
+        """``pixels``: the artifact's image already decoded to RGB (the pipeline's output stage
+        decoded it), so the watermark does not decode it again. ``marked``: ``mark`` of this
+        artifact already done (then ``watermark`` and ``pixels`` are not used)."""
+        if marked is None:
+            marked = self.mark(artifact, watermark=watermark, pixels=pixels)
+        applied = marked.watermark
+        if applied.watermark_id is not None and applied.alg is not None:
+            spec = replace(spec, watermark=SoftBinding(applied.alg, applied.watermark_id))
+        started = time.perf_counter()
+        signed = self.signer.sign(marked.artifact, spec)
         if self_check:
             self._check(signed, applied)
         done = time.perf_counter()
-        return StampedAsset(
-            signed, applied, spec, (marked - started) * 1000, (done - marked) * 1000
-        )
+        return StampedAsset(signed, applied, spec, marked.watermark_ms, (done - started) * 1000)
 
     def _check(self, signed: SignedAsset, applied: AppliedWatermark) -> None:
         report = read_manifest(

@@ -73,7 +73,8 @@ def parse_hex(value: str) -> NDArray[np.uint64]:
 
 
 def _rgb(image: Image.Image) -> NDArray[np.uint8]:
-    return np.ascontiguousarray(np.asarray(image.convert("RGB"), dtype=np.uint8))
+    rgb = image if image.mode == "RGB" else image.convert("RGB")  # no copy when already RGB
+    return np.ascontiguousarray(np.asarray(rgb, dtype=np.uint8))
 
 
 def pdq_hash(image: Image.Image) -> PdqHash:

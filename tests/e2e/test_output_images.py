@@ -12,6 +12,7 @@ import base64
 import io
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import openai
@@ -19,6 +20,7 @@ import pytest
 from PIL import Image
 
 from gateway.settings import Settings, UpstreamSettings
+from provenance.marking import detect_watermark
 from provenance.verify import read_manifest
 from tests.conftest import SHARED_EVAL
 from tests.e2e.audit_helpers import record_for
@@ -117,6 +119,46 @@ def test_blur_obscures_the_face_and_is_signed_and_audited(
         "regions": [[173, 82, 101, 97]],
         "categories": ["protected-person"],
     }
+    # the watermark started alongside the classifiers marked the unblurred pixels: it was
+    # discarded, and provenance marked the blurred image (the one delivered) instead
+    detail = _provenance_detail(record)
+    assert detail["watermark_early"] == [False]
+    assert _watermark_in(blob) == detail["watermarks"]
+    assert detail["manifests"] == [report.active_manifest_id]
+
+
+def test_an_image_delivered_unchanged_carries_the_watermark_started_with_the_classifiers(
+    gateway: RunningGateway, upstream: FakeUpstream
+) -> None:
+    upstream.image = _png(Image.open(ASTRONAUT).crop((256, 256, 512, 512)))  # no face here
+    raw = gateway.client().images.with_raw_response.generate(
+        prompt="the astronaut's flag", response_format="b64_json"
+    )
+    assert raw.headers["x-genguard-decision"] == "allow"
+    [image] = raw.parse().data or []
+    blob = base64.b64decode(image.b64_json or "")
+    with gateway.redis() as r:
+        record = record_for(r, "default", raw.headers["x-genguard-decision-id"])
+    detail = _provenance_detail(record)
+    assert detail["watermark_early"] == [True]
+    assert detail["unmarked"] == []
+    [watermark_id] = detail["watermarks"]
+    assert _watermark_in(blob) == [watermark_id]
+    ca = (gateway.settings.data_dir / "dev-ca" / "ca.pem").read_bytes()
+    report = read_manifest(blob, "image/png", trust_anchors_pem=ca)
+    assert report.validation_state == "Trusted", report.failure_codes
+    assert detail["manifests"] == [report.active_manifest_id]
+
+
+def _provenance_detail(record: dict[str, Any]) -> dict[str, Any]:
+    [entry] = [s for s in record["stages"] if s["stage"] == "provenance"]
+    [evidence] = entry["evidence"]
+    detail: dict[str, Any] = evidence["detail"]
+    return detail
+
+
+def _watermark_in(blob: bytes) -> list[str | None]:
+    return [detect_watermark(blob, "image/png", audio_key=b"").watermark_id]
 
 
 def test_per_label_threshold_above_the_score_lets_the_image_through(
