@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.console import router as console_router
 from gateway.context import RequestContext, new_decision_id
@@ -91,34 +92,67 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _install_middleware(app: FastAPI, settings: Settings) -> None:
-    @app.middleware("http")
-    async def request_state(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        if not hasattr(request.state, "decision_id"):  # ObservabilityMiddleware sets it
-            request.state.decision_id = new_decision_id()
-            request.state.trace_id = secrets.token_hex(16)
-        request.state.started = time.perf_counter()
-        request.state.route_name = AUDITED_ROUTES.get(request.url.path, request.url.path)
-        request.state.audited = False
-        request.state.principal = None
-        length = request.headers.get("content-length")
-        limit = (
-            settings.limits.max_upload_bytes
-            if request.url.path in UPLOAD_ROUTES
-            else settings.limits.max_body_bytes
-        )
+    app.add_middleware(RequestStateMiddleware, settings=settings)
+    # outermost: decision id, log fields, span, HTTP metrics and the access line of everything
+    app.add_middleware(ObservabilityMiddleware)
+
+
+class RequestStateMiddleware:
+    """The request's state for routes and error handlers, and the body size limit (413).
+
+    Sets ``decision_id`` and ``trace_id`` unless ``ObservabilityMiddleware`` has, ``started``,
+    ``route_name``, ``audited=False`` and ``principal=None``; answers an audited 413 when the
+    declared ``Content-Length`` exceeds ``limits.max_body_bytes`` (``max_upload_bytes`` on the
+    upload routes). Pure ASGI: no extra task or response re-streaming per request, which
+    Starlette's ``BaseHTTPMiddleware`` (``@app.middleware``) costs.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self._max_body_bytes = settings.limits.max_body_bytes
+        self._max_upload_bytes = settings.limits.max_upload_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        if "decision_id" not in state:  # ObservabilityMiddleware sets it
+            state["decision_id"] = new_decision_id()
+            state["trace_id"] = secrets.token_hex(16)
+        path = _url_path(scope)
+        state["started"] = time.perf_counter()
+        state["route_name"] = AUDITED_ROUTES.get(path, path)
+        state["audited"] = False
+        state["principal"] = None
+        length = _header(scope, b"content-length")
+        limit = self._max_upload_bytes if path in UPLOAD_ROUTES else self._max_body_bytes
         if length and length.isdigit() and int(length) > limit:
             error = ApiError(
                 413,
                 f"request body of {length} bytes exceeds the limit of {limit}",
                 "request_too_large",
             )
-            return await _audited_error(request, error)
-        return await call_next(request)
+            response = await _audited_error(Request(scope, receive), error)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
-    # outermost: decision id, log fields, span, HTTP metrics and the access line of everything
-    app.add_middleware(ObservabilityMiddleware)
+
+def _url_path(scope: Scope) -> str:
+    """``request.url.path`` without building the URL (Starlette escapes these three)."""
+    path: str = scope["path"]
+    if "?" in path or "#" in path or "\\" in path:
+        return Request(scope).url.path
+    return path
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower case), as ``request.headers.get`` gives it."""
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -56,7 +56,9 @@ class Services:
     telemetry: Telemetry = field(default_factory=Telemetry)  # metrics and tracing
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
+    # async on purpose: FastAPI runs a plain ``def`` dependency in the thread pool (a thread
+    # hop per request for a dictionary lookup)
     services: Services = request.app.state.services
     return services
 
@@ -169,7 +171,8 @@ PolicyStaff = Annotated[
 ]
 
 
-def request_context(request: Request, principal: Caller) -> RequestContext:
+async def request_context(request: Request, principal: Caller) -> RequestContext:
+    # async: no thread-pool hop (see get_services)
     return RequestContext(
         decision_id=request.state.decision_id,
         route=request.state.route_name,

@@ -122,20 +122,22 @@ class ObservabilityMiddleware:
                 principal = state.get("principal")
                 if fields.tenant is None and principal is not None:
                     fields.tenant = principal.tenant
-                access_logger.log(
-                    logging.DEBUG if path in _PROBES else logging.INFO,
-                    "%s %s %d",
-                    method,
-                    path,
-                    status,
-                    extra={
-                        "log_fields": fields,
-                        "method": method,
-                        "path": path,
-                        "status": status,
-                        "latency_ms": round(seconds * 1000, 3),
-                    },
-                )
+                level = logging.DEBUG if path in _PROBES else logging.INFO
+                if access_logger.isEnabledFor(level):  # no record's extras built for nothing
+                    access_logger.log(
+                        level,
+                        "%s %s %d",
+                        method,
+                        path,
+                        status,
+                        extra={
+                            "log_fields": fields,
+                            "method": method,
+                            "path": path,
+                            "status": status,
+                            "latency_ms": round(seconds * 1000, 3),
+                        },
+                    )
                 if span is not None:
                     span.set_attribute("http.route", template or "unmatched")
                     span.set_attribute("http.response.status_code", status)

@@ -37,6 +37,7 @@ from generators.base import (
     UpstreamError,
     UpstreamTimeout,
 )
+from generators.http_pool import ShardedAsyncClient
 from generators.media_types import (
     AUDIO_FORMAT_MIME,
     sniff_audio_mime,
@@ -97,7 +98,12 @@ class OpenAICompatGenerator:
         self._enabled = frozenset(modalities)
         self._timeout_s = timeout_s
         self._api_key = api_key or None
-        self._client = httpx.AsyncClient(
+        # sharded: one httpx pool's CPU per request grows with its connections (http_pool.py);
+        # 32 shards of up to 16 kept-alive connections serve concurrency 128 without reconnects
+        self._client = ShardedAsyncClient(
+            shards=32,
+            busy_per_shard=4,
+            limits=httpx.Limits(max_connections=16, max_keepalive_connections=16),
             timeout=httpx.Timeout(timeout_s),
             transport=transport,
             follow_redirects=False,
@@ -183,7 +189,9 @@ class OpenAICompatGenerator:
         path = "images/edits" if request.operation is Operation.EDIT else "images/variations"
         url = self._base_url.copy_with(path=self._base_url.path.rstrip("/") + "/" + path)
         headers = {"Accept": "application/json", **self._auth_headers()}
-        response = await self._client.post(url, data=fields, files=files, headers=headers)
+        response = await self._client.request(
+            "POST", url, data=fields, files=files, headers=headers
+        )
         self._raise_for_error(response)
         return await self._image_artifacts(response, request)
 
@@ -235,8 +243,8 @@ class OpenAICompatGenerator:
             self._base_url.host,
             self._base_url.port,
         )
-        response = await self._client.get(
-            url, headers=self._auth_headers() if same_origin else {}, follow_redirects=True
+        response = await self._client.request(
+            "GET", url, headers=self._auth_headers() if same_origin else {}, follow_redirects=True
         )
         if not response.is_success:
             raise UpstreamError(
@@ -284,7 +292,7 @@ class OpenAICompatGenerator:
     async def _post(self, path: str, body: dict[str, object], *, accept: str) -> httpx.Response:
         url = self._base_url.copy_with(path=self._base_url.path.rstrip("/") + "/" + path)
         headers = {"Accept": accept, **self._auth_headers()}
-        response = await self._client.post(url, json=body, headers=headers)
+        response = await self._client.request("POST", url, json=body, headers=headers)
         self._raise_for_error(response)
         return response
 
