@@ -2,35 +2,81 @@
 
 Backends implement ``TextClassifier``, ``ImageClassifier`` or ``AudioClassifier`` (see
 ``classifiers.base``) and are listed by name in ``classifiers.registry``.
+
+The names below are imported on first access (PEP 562), so ``import classifiers.base`` or
+``from classifiers import Scores`` does not import every backend and the libraries they need.
 """
 
-from classifiers.base import (
-    AudioClassifier,
-    AudioClip,
-    ClassifierError,
-    ClassifierUnavailable,
-    Evidence,
-    ImageClassifier,
-    Scores,
-    TextClassifier,
-    UnknownClassifierError,
-)
-from classifiers.image.nudenet import Detection, NudeNetClassifier
-from classifiers.registry import (
-    AUDIO_CLASSIFIERS,
-    IMAGE_CLASSIFIERS,
-    TEXT_CLASSIFIERS,
-    ClassifierKind,
-    class_for,
-)
-from classifiers.taxonomy import GENGUARD_CATEGORIES, OPENAI_CATEGORIES, Category, parse_category
-from classifiers.text.concepts import SemanticConceptClassifier
-from classifiers.text.encoder import MiniLMEncoder, SentenceEncoder
-from classifiers.text.head import PromptHeadClassifier
-from classifiers.text.normalize import NormalizedPrompt, normalize_prompt
-from classifiers.text.profanity import ProfanityClassifier
-from classifiers.text.term_list import TermListClassifier
-from classifiers.text.transformers_model import TransformersTextClassifier
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from classifiers.base import (
+        AudioClassifier,
+        AudioClip,
+        ClassifierError,
+        ClassifierUnavailable,
+        Evidence,
+        ImageClassifier,
+        Scores,
+        TextClassifier,
+        UnknownClassifierError,
+    )
+    from classifiers.image.nudenet import Detection, NudeNetClassifier
+    from classifiers.registry import (
+        AUDIO_CLASSIFIERS,
+        IMAGE_CLASSIFIERS,
+        TEXT_CLASSIFIERS,
+        ClassifierKind,
+        class_for,
+    )
+    from classifiers.taxonomy import (
+        GENGUARD_CATEGORIES,
+        OPENAI_CATEGORIES,
+        Category,
+        parse_category,
+    )
+    from classifiers.text.concepts import SemanticConceptClassifier
+    from classifiers.text.encoder import MiniLMEncoder, SentenceEncoder
+    from classifiers.text.head import PromptHeadClassifier
+    from classifiers.text.normalize import NormalizedPrompt, normalize_prompt
+    from classifiers.text.profanity import ProfanityClassifier
+    from classifiers.text.term_list import TermListClassifier
+    from classifiers.text.transformers_model import TransformersTextClassifier
+
+_WHERE = {
+    "AUDIO_CLASSIFIERS": "classifiers.registry",
+    "GENGUARD_CATEGORIES": "classifiers.taxonomy",
+    "IMAGE_CLASSIFIERS": "classifiers.registry",
+    "OPENAI_CATEGORIES": "classifiers.taxonomy",
+    "TEXT_CLASSIFIERS": "classifiers.registry",
+    "AudioClassifier": "classifiers.base",
+    "AudioClip": "classifiers.base",
+    "Category": "classifiers.taxonomy",
+    "ClassifierError": "classifiers.base",
+    "ClassifierKind": "classifiers.registry",
+    "ClassifierUnavailable": "classifiers.base",
+    "Detection": "classifiers.image.nudenet",
+    "Evidence": "classifiers.base",
+    "ImageClassifier": "classifiers.base",
+    "MiniLMEncoder": "classifiers.text.encoder",
+    "NormalizedPrompt": "classifiers.text.normalize",
+    "NudeNetClassifier": "classifiers.image.nudenet",
+    "ProfanityClassifier": "classifiers.text.profanity",
+    "PromptHeadClassifier": "classifiers.text.head",
+    "Scores": "classifiers.base",
+    "SemanticConceptClassifier": "classifiers.text.concepts",
+    "SentenceEncoder": "classifiers.text.encoder",
+    "TermListClassifier": "classifiers.text.term_list",
+    "TextClassifier": "classifiers.base",
+    "TransformersTextClassifier": "classifiers.text.transformers_model",
+    "UnknownClassifierError": "classifiers.base",
+    "class_for": "classifiers.registry",
+    "normalize_prompt": "classifiers.text.normalize",
+    "parse_category": "classifiers.taxonomy",
+}
 
 __all__ = [
     "AUDIO_CLASSIFIERS",
@@ -63,3 +109,17 @@ __all__ = [
     "normalize_prompt",
     "parse_category",
 ]
+assert set(__all__) == set(_WHERE), "classifiers.__all__ and _WHERE disagree"
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'classifiers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))

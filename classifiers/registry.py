@@ -1,66 +1,108 @@
-"""The classifier registries: backend name -> class, one dict per kind of input.
+"""The classifier registries: backend name -> class, one mapping per kind of input.
 
 Policies refer to backends by name; ``class_for`` resolves a name at start-up and fails with the
-valid names listed, so a typo never reaches request time.
+valid names listed, so a typo never reaches request time. Each entry names the module that defines
+its class, which is imported on first lookup: importing the registry (to validate a policy, list
+the names, start a gateway) never imports a backend's module, let alone torch, transformers,
+onnxruntime or scipy. A looked-up class must carry the name it is registered under.
 """
 
 from __future__ import annotations
 
-from typing import Literal, overload
+import importlib
+import threading
+from collections.abc import Iterator, Mapping
+from typing import Literal, TypeVar, overload
 
-from classifiers.audio.transcript import TranscriptClassifier
-from classifiers.audio.voices import ProtectedVoiceClassifier
 from classifiers.base import (
     AudioClassifier,
     ImageClassifier,
     TextClassifier,
     UnknownClassifierError,
 )
-from classifiers.image.clip_concepts import ClipConceptClassifier
-from classifiers.image.nudenet import NudeNetClassifier
-from classifiers.image.pdq_bank import PdqBankClassifier
-from classifiers.text.concepts import SemanticConceptClassifier
-from classifiers.text.head import PromptHeadClassifier
-from classifiers.text.profanity import ProfanityClassifier
-from classifiers.text.term_list import TermListClassifier
-from classifiers.text.transformers_model import TransformersTextClassifier
 
 __all__ = [
     "AUDIO_CLASSIFIERS",
     "IMAGE_CLASSIFIERS",
     "TEXT_CLASSIFIERS",
     "ClassifierKind",
+    "ClassifierRegistry",
     "class_for",
 ]
 
 ClassifierKind = Literal["text", "image", "audio"]
+C = TypeVar("C")
 
-_TEXT: tuple[type[TextClassifier], ...] = (
-    TermListClassifier,
-    SemanticConceptClassifier,
-    ProfanityClassifier,
-    PromptHeadClassifier,
-    TransformersTextClassifier,
-)
-_IMAGE: tuple[type[ImageClassifier], ...] = (
-    NudeNetClassifier,
-    ClipConceptClassifier,
-    PdqBankClassifier,
-)
-_AUDIO: tuple[type[AudioClassifier], ...] = (TranscriptClassifier, ProtectedVoiceClassifier)
 
-TEXT_CLASSIFIERS: dict[str, type[TextClassifier]] = {c.name: c for c in _TEXT}
-IMAGE_CLASSIFIERS: dict[str, type[ImageClassifier]] = {c.name: c for c in _IMAGE}
-AUDIO_CLASSIFIERS: dict[str, type[AudioClassifier]] = {c.name: c for c in _AUDIO}
-assert len(TEXT_CLASSIFIERS) == len(_TEXT), "duplicate text classifier name"
-assert len(IMAGE_CLASSIFIERS) == len(_IMAGE), "duplicate image classifier name"
-assert len(AUDIO_CLASSIFIERS) == len(_AUDIO), "duplicate audio classifier name"
+class ClassifierRegistry(Mapping[str, type[C]]):
+    """Name -> class, the classes imported on first lookup (``"module:ClassName"`` entries).
+
+    Iterating, ``len`` and ``in`` read the names only; ``registry[name]`` imports that one module.
+    """
+
+    def __init__(self, kind: str, entries: Mapping[str, str]) -> None:
+        self._kind = kind
+        self._entries = dict(entries)
+        self._classes: dict[str, type[C]] = {}
+        self._lock = threading.Lock()
+        assert len(self._entries) == len(entries), f"duplicate {kind} classifier name"
+
+    def __getitem__(self, name: str) -> type[C]:
+        found = self._classes.get(name)
+        if found is not None:
+            return found
+        module_name, _, class_name = self._entries[name].partition(":")  # KeyError if unknown
+        with self._lock:
+            cls: type[C] = getattr(importlib.import_module(module_name), class_name)
+            registered = getattr(cls, "name", None)
+            assert registered == name, (
+                f"{self._entries[name]} is registered as {self._kind} classifier {name!r} "
+                f"but its name is {registered!r}"
+            )
+            self._classes[name] = cls
+        return cls
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+
+TEXT_CLASSIFIERS: ClassifierRegistry[TextClassifier] = ClassifierRegistry(
+    "text",
+    {
+        "term_list": "classifiers.text.term_list:TermListClassifier",
+        "semantic_concepts": "classifiers.text.concepts:SemanticConceptClassifier",
+        "profanity": "classifiers.text.profanity:ProfanityClassifier",
+        "prompt_head": "classifiers.text.head:PromptHeadClassifier",
+        "transformers": "classifiers.text.transformers_model:TransformersTextClassifier",
+    },
+)
+IMAGE_CLASSIFIERS: ClassifierRegistry[ImageClassifier] = ClassifierRegistry(
+    "image",
+    {
+        "nudenet": "classifiers.image.nudenet:NudeNetClassifier",
+        "clip_concepts": "classifiers.image.clip_concepts:ClipConceptClassifier",
+        "pdq_bank": "classifiers.image.pdq_bank:PdqBankClassifier",
+    },
+)
+AUDIO_CLASSIFIERS: ClassifierRegistry[AudioClassifier] = ClassifierRegistry(
+    "audio",
+    {
+        "transcript": "classifiers.audio.transcript:TranscriptClassifier",
+        "protected_voice": "classifiers.audio.voices:ProtectedVoiceClassifier",
+    },
+)
 
 _REGISTRIES: dict[
     str,
-    dict[str, type[TextClassifier]]
-    | dict[str, type[ImageClassifier]]
-    | dict[str, type[AudioClassifier]],
+    ClassifierRegistry[TextClassifier]
+    | ClassifierRegistry[ImageClassifier]
+    | ClassifierRegistry[AudioClassifier],
 ] = {
     "text": TEXT_CLASSIFIERS,
     "image": IMAGE_CLASSIFIERS,

@@ -5,20 +5,24 @@ never at request time. Classifiers configured by the policy itself (the term lis
 policy revision and cached; model-backed classifiers (NudeNet, MiniLM, profanity) are loaded and
 warmed once. Semantic concepts share the one MiniLM encoder and embed their policy exemplars once
 per revision. Building and warming run in the worker pool (``prepare``, ``classify_text``).
+
+Only the backends a loaded policy names are built, and their modules (with torch, transformers,
+onnxruntime, open_clip, scipy) are imported only then: a gateway whose policies run no model never
+imports one. ``prepare`` runs before a policy becomes active, so no request pays a first load.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
-from classifiers.audio.recognizers import build_recognizer
-from classifiers.audio.transcript import TranscriptClassifier
 from classifiers.audio.voices import ProtectedVoiceClassifier, VoiceIndex
 from classifiers.base import (
     AudioClassifier,
@@ -32,10 +36,7 @@ from classifiers.image.clip_concepts import ClipConceptClassifier, ClipHead, Cli
 from classifiers.image.nudenet import NudeNetClassifier
 from classifiers.image.pdq_bank import PdqBankClassifier, PdqIndex
 from classifiers.registry import AUDIO_CLASSIFIERS, IMAGE_CLASSIFIERS, TEXT_CLASSIFIERS
-from classifiers.text.concepts import SemanticConceptClassifier
-from classifiers.text.encoder import MiniLMEncoder, shared_minilm_encoder
 from classifiers.text.term_list import TermListClassifier
-from classifiers.text.transformers_model import TransformersTextClassifier
 from gateway.errors import ApiError
 from gateway.settings import Settings
 from generators.base import CpuRunner, Generator, Modality, SteerableGenerator
@@ -44,6 +45,14 @@ from generators.openai_compat import OpenAICompatGenerator
 from generators.procedural import ProceduralImageGenerator
 from policies.loader import PolicyBundle
 from policies.schema import ImageOutputSection, InputSection, NudeNetSection, Policy
+
+if TYPE_CHECKING:
+    from classifiers.text.encoder import MiniLMEncoder
+
+# registry names of the backends built here from configuration (their modules import models)
+_SEMANTIC_CONCEPTS = "semantic_concepts"
+_TRANSFORMERS = "transformers"
+_TRANSCRIPT = "transcript"
 
 __all__ = ["ClassifierBackends", "GeneratorRouter", "UnknownBackend"]
 
@@ -67,10 +76,10 @@ class ClassifierBackends:
 
     def check(self, policy: Policy) -> None:
         """Raise ``UnknownBackend`` naming the stage if ``policy`` refers to an unknown backend."""
-        registries: dict[str, dict[str, type]] = {
-            "text": dict(TEXT_CLASSIFIERS),
-            "image": dict(IMAGE_CLASSIFIERS),
-            "audio": dict(AUDIO_CLASSIFIERS),
+        registries: dict[str, frozenset[str]] = {  # the names only: nothing is imported
+            "text": frozenset(TEXT_CLASSIFIERS),
+            "image": frozenset(IMAGE_CLASSIFIERS),
+            "audio": frozenset(AUDIO_CLASSIFIERS),
         }
         where = {
             "text": "prompt.classifiers",
@@ -99,9 +108,12 @@ class ClassifierBackends:
             self.image(name, bundle.policy.input).classify(
                 [Image.new("RGB", (64, 64), (128, 128, 128))]
             )
-        silence = AudioClip(np.zeros(16_000, dtype=np.float32), 16_000)
+        # at the synthesiser's rate (not the recogniser's), so the resampler loads here too
+        silence = AudioClip(np.zeros(24_000, dtype=np.float32), 24_000)
         for name in bundle.policy.output.audio.classifiers:
             self.audio(name, bundle).classify([silence])
+        if bundle.policy.provenance.watermark:  # the audio watermark resamples with scipy
+            importlib.import_module("scipy.signal")
 
     def classify_text(self, name: str, bundle: PolicyBundle, texts: Sequence[str]) -> list[Scores]:
         """Build (first use of a revision) and run one text classifier; call in the pool."""
@@ -117,13 +129,17 @@ class ClassifierBackends:
                     prompt.terms, patterns=prompt.patterns, allow=prompt.allow
                 ),
             )  # type: ignore[return-value]
-        if name == SemanticConceptClassifier.name:
+        if name == _SEMANTIC_CONCEPTS:
+            from classifiers.text.concepts import SemanticConceptClassifier
+
             return self._for_revision(
                 name,
                 bundle.revision,
                 lambda: SemanticConceptClassifier(prompt.concepts, encoder=self.encoder()),
             )  # type: ignore[return-value]
-        if name == TransformersTextClassifier.name:
+        if name == _TRANSFORMERS:
+            from classifiers.text.transformers_model import TransformersTextClassifier
+
             section = prompt.transformers
             if section is None:
                 raise UnknownBackend("prompt.transformers is required by 'transformers'")
@@ -139,6 +155,8 @@ class ClassifierBackends:
 
     def encoder(self) -> MiniLMEncoder:
         """The process's one MiniLM encoder, loaded (weights verified) on first use, read-only."""
+        from classifiers.text.encoder import shared_minilm_encoder
+
         return self._get("minilm-encoder", shared_minilm_encoder)  # type: ignore[return-value]
 
     def _for_revision(self, name: str, key: str, build: Callable[[], object]) -> object:
@@ -217,7 +235,10 @@ class ClassifierBackends:
         return self.audio(name, bundle).classify(clips)
 
     def audio(self, name: str, bundle: PolicyBundle) -> AudioClassifier:
-        if name == TranscriptClassifier.name:
+        if name == _TRANSCRIPT:
+            from classifiers.audio.recognizers import build_recognizer
+            from classifiers.audio.transcript import TranscriptClassifier
+
             # the transcript goes through this revision's prompt classifiers; one recogniser
             settings = self.settings.classifiers
             recognizer = self._get(

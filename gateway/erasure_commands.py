@@ -1,7 +1,8 @@
 """``genguard erase uce|esd`` and ``genguard variants list|show|apply``: offline, no server.
 
 Models load from local directories only (``local_files_only``); variants live in one directory
-(``--variants-dir``, default ``<data dir>/variants``).
+(``--variants-dir``, default ``<data dir>/variants``). torch and diffusers are imported only when
+one of these commands runs, not when the CLI builds its parser.
 """
 
 from __future__ import annotations
@@ -11,11 +12,12 @@ import json
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from erasure.errors import ErasureError
-from erasure.targets import TokenPolicy
-from erasure.variants import VariantRegistry, apply_patch
+
+if TYPE_CHECKING:
+    from erasure.targets import TokenPolicy
 
 __all__ = ["add_erasure_commands", "run_erasure"]
 
@@ -36,11 +38,14 @@ def add_erasure_commands(commands: Any) -> None:
     uce.add_argument("--lam", type=float, default=0.5)
     uce.add_argument("--preserve-scale", type=float, default=1.0)
     uce.add_argument(
-        "--token-policy", choices=[p.value for p in TokenPolicy], default="last_content"
+        "--token-policy",
+        type=_token_policy,
+        default="last_content",
+        help="token positions edited: last_content (default), last_plus_eos or all",
     )
     uce.add_argument(
         "--preserve-token-policy",
-        choices=[p.value for p in TokenPolicy],
+        type=_token_policy,
         default=None,
         help="positions of the preserve prompts kept (default: --token-policy)",
     )
@@ -78,6 +83,17 @@ def add_erasure_commands(commands: Any) -> None:
     apply.add_argument("--out", type=Path, required=True)
 
 
+def _token_policy(value: str) -> TokenPolicy:
+    """Parse a ``--token-policy`` (imports torch: runs only when ``erase uce`` is parsed)."""
+    from erasure.targets import TokenPolicy
+
+    try:
+        return TokenPolicy(value)
+    except ValueError:
+        valid = ", ".join(p.value for p in TokenPolicy)
+        raise argparse.ArgumentTypeError(f"{value!r} is not one of: {valid}") from None
+
+
 def run_erasure(args: argparse.Namespace) -> int:
     try:
         if args.command == "erase":
@@ -104,6 +120,8 @@ def _load(model: Path) -> Any:
 
 
 def _erase(args: argparse.Namespace) -> int:
+    from erasure.variants import VariantRegistry
+
     registry = VariantRegistry(args.variants_dir)
     registry.path(args.name)  # validate the name before loading a model
     pipe = _load(args.model)
@@ -119,10 +137,8 @@ def _erase(args: argparse.Namespace) -> int:
             args.preserve,
             lam=args.lam,
             preserve_scale=args.preserve_scale,
-            token_policy=TokenPolicy(args.token_policy),
-            preserve_token_policy=(
-                TokenPolicy(args.preserve_token_policy) if args.preserve_token_policy else None
-            ),
+            token_policy=args.token_policy,
+            preserve_token_policy=args.preserve_token_policy,
         )
         patch, result = uce_variant(
             pipe,
@@ -160,6 +176,8 @@ def _erase(args: argparse.Namespace) -> int:
 
 
 def _variants(args: argparse.Namespace) -> int:
+    from erasure.variants import VariantRegistry, apply_patch
+
     registry = VariantRegistry(args.variants_dir)
     if args.variants_command == "list":
         for meta in registry.metadata():

@@ -39,7 +39,6 @@ from math import gcd
 
 import numpy as np
 import numpy.typing as npt
-from scipy.signal import resample_poly
 
 from provenance.payload import CODED_BITS, Bits, decode_codeword, encode_codeword
 
@@ -87,6 +86,8 @@ def resample(samples: Samples, source_rate: int, target_rate: int) -> Samples:
     if source_rate == target_rate:
         return samples
     common = gcd(source_rate, target_rate)
+    from scipy.signal import resample_poly  # SciPy loads with the first resample
+
     return np.asarray(resample_poly(samples, target_rate // common, source_rate // common))
 
 

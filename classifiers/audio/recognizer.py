@@ -15,7 +15,6 @@ from typing import ClassVar, Protocol
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.signal import resample_poly
 
 from classifiers.base import AudioClip, ClassifierError, ClassifierUnavailable
 
@@ -38,6 +37,8 @@ def to_16k(clip: AudioClip, rate: int = RECOGNIZER_RATE) -> NDArray[np.float32]:
     samples = np.asarray(clip.samples, dtype=np.float32)
     if clip.sample_rate != rate:
         divisor = np.gcd(clip.sample_rate, rate)
+        from scipy.signal import resample_poly  # SciPy loads with the first resample
+
         samples = resample_poly(samples, rate // divisor, clip.sample_rate // divisor)
     return np.clip(samples, -1.0, 1.0).astype(np.float32)
 

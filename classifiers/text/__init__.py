@@ -1,12 +1,35 @@
-"""Prompt classifiers and the normalisation they share."""
+"""Prompt classifiers and the normalisation they share.
 
-from classifiers.text.concepts import SemanticConceptClassifier
-from classifiers.text.encoder import MiniLMEncoder, SentenceEncoder, shared_minilm_encoder
-from classifiers.text.head import PromptHeadClassifier
-from classifiers.text.normalize import NormalizedPrompt, normalize_prompt
-from classifiers.text.profanity import ProfanityClassifier
-from classifiers.text.term_list import TermListClassifier
-from classifiers.text.transformers_model import TransformersTextClassifier
+The names below are imported on first access (PEP 562): importing one prompt classifier module
+does not import the others (the MiniLM encoder, the prompt head, transformers).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from classifiers.text.concepts import SemanticConceptClassifier
+    from classifiers.text.encoder import MiniLMEncoder, SentenceEncoder, shared_minilm_encoder
+    from classifiers.text.head import PromptHeadClassifier
+    from classifiers.text.normalize import NormalizedPrompt, normalize_prompt
+    from classifiers.text.profanity import ProfanityClassifier
+    from classifiers.text.term_list import TermListClassifier
+    from classifiers.text.transformers_model import TransformersTextClassifier
+
+_WHERE = {
+    "MiniLMEncoder": "classifiers.text.encoder",
+    "NormalizedPrompt": "classifiers.text.normalize",
+    "ProfanityClassifier": "classifiers.text.profanity",
+    "PromptHeadClassifier": "classifiers.text.head",
+    "SemanticConceptClassifier": "classifiers.text.concepts",
+    "SentenceEncoder": "classifiers.text.encoder",
+    "TermListClassifier": "classifiers.text.term_list",
+    "TransformersTextClassifier": "classifiers.text.transformers_model",
+    "normalize_prompt": "classifiers.text.normalize",
+    "shared_minilm_encoder": "classifiers.text.encoder",
+}
 
 __all__ = [
     "MiniLMEncoder",
@@ -20,3 +43,17 @@ __all__ = [
     "normalize_prompt",
     "shared_minilm_encoder",
 ]
+assert set(__all__) == set(_WHERE), "classifiers.text.__all__ and _WHERE disagree"
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module 'classifiers.text' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
