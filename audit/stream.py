@@ -30,7 +30,7 @@ from redis import exceptions as redis_exceptions
 
 from audit.errors import AuditError, AuditRecordCorrupt, AuditUnavailable
 from audit.record import AuditRecord
-from genguard_keyspace import slot_prefix
+from genguard_keyspace import REDIS_UNAVAILABLE, slot_prefix
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -124,13 +124,7 @@ def map_redis_errors(action: str) -> Iterator[None]:
     """Translate redis-py (and socket) errors into ``AuditUnavailable`` / ``AuditError``."""
     try:
         yield
-    except (
-        redis_exceptions.ConnectionError,
-        redis_exceptions.TimeoutError,
-        redis_exceptions.ReadOnlyError,
-        ConnectionError,
-        TimeoutError,
-    ) as exc:
+    except REDIS_UNAVAILABLE as exc:  # incl. a cluster failing over: the sink spools
         raise AuditUnavailable(
             f"{action}: Redis unavailable ({type(exc).__name__}: {exc})"
         ) from exc

@@ -118,6 +118,14 @@ def _parser() -> argparse.ArgumentParser:
         help="queue to listen on, repeatable (default: the image and the speech queue)",
     )
     worker.add_argument("--name", help="worker name (default genguard-<host>-<pid>)")
+    worker.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve this worker's Prometheus metrics on this port (docs/operations.md)",
+    )
+    worker.add_argument(
+        "--metrics-host", default="127.0.0.1", help="address of --metrics-port (127.0.0.1)"
+    )
     return parser
 
 
@@ -183,7 +191,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "worker":
         from gateway.jobs.worker import run_worker
 
-        return run_worker(settings, args.queue, name=args.name)
+        return run_worker(
+            settings,
+            args.queue,
+            name=args.name,
+            metrics_port=args.metrics_port,
+            metrics_host=args.metrics_host,
+        )
     if args.command == "eval":
         from gateway.evaluation import run_eval_prompts
 

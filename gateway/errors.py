@@ -20,6 +20,7 @@ from generators.base import (
     UpstreamError,
     UpstreamTimeout,
 )
+from genguard_keyspace import REDIS_CLIENT_UNAVAILABLE
 from policies.errors import PolicyError
 from provenance.errors import ProvenanceError
 
@@ -116,6 +117,13 @@ def error_for_exception(exc: BaseException) -> ApiError:
         )
     if isinstance(exc, TimeoutError):
         return ApiError(504, "a stage timed out", "stage_timeout", type="server_error")
+    if isinstance(exc, REDIS_CLIENT_UNAVAILABLE):  # e.g. a cluster failing over, mid-request
+        return ApiError(
+            503,
+            f"Redis is unavailable ({type(exc).__name__}: {exc}); retry shortly",
+            "redis_unavailable",
+            type="server_error",
+        )
     return ApiError(
         500,
         "internal error (see the audit record for details)",

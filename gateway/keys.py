@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from redis import exceptions as redis_exceptions
 from redis.asyncio import Redis
+
+from genguard_keyspace import REDIS_UNAVAILABLE
 
 __all__ = [
     "ApiKeyStore",
@@ -76,7 +77,7 @@ class KeyStoreUnavailable(Exception):
 def _redis_errors(action: str) -> Iterator[None]:
     try:
         yield
-    except (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError, OSError) as exc:
+    except REDIS_UNAVAILABLE as exc:  # incl. a cluster failing over (genguard_keyspace)
         raise KeyStoreUnavailable(f"{action}: Redis unavailable ({exc})") from exc
 
 

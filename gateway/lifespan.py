@@ -20,7 +20,6 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from redis import exceptions as redis_exceptions
 from redis.asyncio import Redis
 
 from audit.checkpoint import ensure_key_file
@@ -42,6 +41,7 @@ from gateway.review import RedisReviewQueue
 from gateway.settings import Settings
 from gateway.storage import file_delivery_from_settings
 from gateway.workers import WorkerPool
+from genguard_keyspace import REDIS_UNAVAILABLE
 from policies.loader import PolicyBundle, default_policy_text
 from policies.redis_store import RedisPolicyStore
 from policies.store import FilePolicyStore
@@ -104,11 +104,7 @@ async def open_redis(settings: Settings) -> AsyncIterator[Redis]:
         async with connect_redis(settings) as client:
             try:
                 await client.ping()
-            except (
-                redis_exceptions.ConnectionError,
-                redis_exceptions.TimeoutError,
-                redis_exceptions.RedisClusterException,  # no cluster node answered
-            ) as exc:
+            except REDIS_UNAVAILABLE as exc:  # incl. no cluster node answered
                 _say(
                     f"{describe_redis(settings)} unreachable ({exc}); starting on the locally "
                     "persisted policy, spooling audit records, not ready until Redis answers"

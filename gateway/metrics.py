@@ -41,6 +41,8 @@ __all__ = [
     "MULTIPROCESS_ENV",
     "GatewayMetrics",
     "LiveValues",
+    "join_multiprocess_dir",
+    "multiprocess_registry",
     "prepare_multiprocess_dir",
     "rq_queue_depth",
 ]
@@ -69,10 +71,24 @@ def prepare_multiprocess_dir(directory: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     for stale in directory.glob("*.db"):
         stale.unlink()
+    return join_multiprocess_dir(directory)
+
+
+def join_multiprocess_dir(directory: Path) -> Path:
+    """Write this process's samples into ``directory`` (kept as it is), next to those of the
+    processes already there: how a ``genguard worker`` on the machine of a ``genguard serve``
+    shows its jobs in the gateway's ``/metrics``. Call before any metric exists."""
     os.environ[MULTIPROCESS_ENV] = str(directory)
     # prometheus_client picks its value class when first imported; pick again now
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
     return directory
+
+
+def multiprocess_registry(directory: Path) -> CollectorRegistry:
+    """A registry that sums the samples of every process writing into ``directory``."""
+    merged = CollectorRegistry()
+    MultiProcessCollector(merged, path=str(directory))  # type: ignore[no-untyped-call]
+    return merged
 
 
 def rq_queue_depth(redis: aioredis.Redis, queue: str) -> QueueDepthReader:
@@ -286,7 +302,6 @@ class GatewayMetrics:
         if self.multiprocess_dir is None:
             counted = await asyncio.to_thread(generate_latest, self.registry)
         else:
-            merged = CollectorRegistry()
-            MultiProcessCollector(merged, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
+            merged = multiprocess_registry(self.multiprocess_dir)
             counted = await asyncio.to_thread(generate_latest, merged)
         return counted + generate_latest(gauges)

@@ -25,10 +25,12 @@ from typing import Any, cast
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.sentinel import Sentinel
+from redis.exceptions import ClusterDownError
 
 from gateway.settings import Settings, sentinel_addresses
+from genguard_keyspace import is_cluster
 
-__all__ = ["connect_redis", "describe_redis"]
+__all__ = ["check_redis", "connect_redis", "describe_redis"]
 
 
 @asynccontextmanager
@@ -79,6 +81,21 @@ async def connect_redis(
         yield client
     finally:
         await client.aclose()
+
+
+async def check_redis(redis: Redis) -> None:
+    """Raise unless ``redis`` can serve the gateway now (for /readyz).
+
+    One node or Sentinel: a ``PING``. A cluster: ``PING`` answers even while the cluster refuses
+    every key command (a master failed and no replica took over yet), so the node's own view of
+    the cluster must say ``cluster_state:ok`` too.
+    """
+    await redis.ping()
+    if is_cluster(redis):
+        info = await cast(RedisCluster, redis).cluster_info()
+        state = info.get("cluster_state") if isinstance(info, dict) else None
+        if state not in ("ok", b"ok"):
+            raise ClusterDownError(f"cluster_state is {state!r}")
 
 
 def describe_redis(settings: Settings) -> str:

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import redis.asyncio as aioredis
 from redis import exceptions as redis_exceptions
 
-from genguard_keyspace import slot_prefix
+from genguard_keyspace import REDIS_UNAVAILABLE, slot_prefix
 from policies.errors import (
     ApprovalRefused,
     InvalidTransition,
@@ -459,10 +459,14 @@ class PolicyVersions:
             await self._on_event(event)
 
 
+# any Redis error, and what a cluster raises while failing over (genguard_keyspace)
+_STORE_ERRORS: tuple[type[BaseException], ...] = (redis_exceptions.RedisError, *REDIS_UNAVAILABLE)
+
+
 @contextmanager
 def _map_errors(action: str) -> Iterator[None]:
     """Translate redis-py (and socket) errors into ``PolicyUnavailable``."""
     try:
         yield
-    except (redis_exceptions.RedisError, ConnectionError, OSError) as exc:
+    except _STORE_ERRORS as exc:
         raise PolicyUnavailable(f"{action}: Redis unavailable ({exc})") from exc

@@ -1,4 +1,8 @@
-"""Shared fixtures: one real redis-server per test session, flushed between modules."""
+"""Shared fixtures: one real redis-server per test session, flushed between modules.
+
+``GENGUARD_TEST_REDIS=cluster`` runs the e2e suite (``tests/e2e``) on a real 3-master Redis
+Cluster instead (``redis_cluster_group``; see tests/e2e/conftest.py and docs/operations.md).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ import pytest
 import redis
 
 from gateway.embedded_redis import EmbeddedRedis
+from tests.redis_ha.topology import RedisClusterGroup, redis_cluster
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_EVAL = REPO_ROOT.parent / "shared" / "eval"
@@ -35,3 +40,10 @@ def clean_redis(redis_url: str) -> str:
     client.flushall()
     client.close()
     return redis_url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_group(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterGroup]:
+    """A real 3-master Redis Cluster for the session (only started when a test asks for it)."""
+    with redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as group:
+        yield group

@@ -12,6 +12,13 @@ a set of processes with their own generator settings listening on their own queu
 expires ``jobs.timeout_s + jobs.lease_margin_s`` after the job started; the next registry
 clean-up by any worker re-queues the job (``Retry``), and ``gateway.jobs.runner`` makes the
 repeat harmless.
+
+Metrics: a worker counts each job's decision, rules and stage latencies exactly as the gateway
+counts a request (``gateway.metrics``). On the machine of a ``genguard serve`` with the same data
+dir it writes them into that server's multiprocess directory (``<data dir>/metrics``, or
+``PROMETHEUS_MULTIPROC_DIR`` when set), so the gateway's ``/metrics`` includes the jobs;
+``--metrics-port N`` also serves this worker's own samples with prometheus_client's HTTP
+exporter (for a worker on another machine). docs/operations.md ("Observability").
 """
 
 from __future__ import annotations
@@ -23,8 +30,11 @@ import socket
 import sys
 import threading
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
+from prometheus_client import start_http_server
+from prometheus_client.registry import CollectorRegistry
 from pydantic import SecretStr
 from rq import Queue, SimpleWorker
 from rq.job import Job
@@ -34,9 +44,17 @@ from gateway.jobs.connection import JobsUnavailable, sync_redis
 from gateway.jobs.runner import CapturingAuditSink, JobRunner
 from gateway.jobs.webhook import WebhookSender, WebhooksUnconfigured, webhook_master_key
 from gateway.lifespan import open_services, read_runtime_redis_url
+from gateway.metrics import MULTIPROCESS_ENV, join_multiprocess_dir
 from gateway.settings import Settings
 
-__all__ = ["GenGuardWorker", "JobRuntime", "run_job", "run_worker", "shared_redis_settings"]
+__all__ = [
+    "GenGuardWorker",
+    "JobRuntime",
+    "run_job",
+    "run_worker",
+    "shared_metrics_dir",
+    "shared_redis_settings",
+]
 
 logger = logging.getLogger("genguard.jobs")
 
@@ -62,6 +80,7 @@ class JobRuntime:
         )
         self._stack = AsyncExitStack()
         self.runner: JobRunner | None = None
+        self.metrics_registry: CollectorRegistry | None = None  # this process's samples
 
     def start(self) -> None:
         self._thread.start()
@@ -98,6 +117,7 @@ class JobRuntime:
         services = await self._stack.enter_async_context(
             open_services(self._settings, request_sink=capture)
         )
+        self.metrics_registry = services.telemetry.metrics.registry
         jobs = self._settings.jobs
         webhooks: WebhookSender | None = None
         try:
@@ -144,10 +164,35 @@ def shared_redis_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"redis_url": SecretStr(url)})
 
 
+def shared_metrics_dir(settings: Settings) -> Path | None:
+    """Join the multiprocess metrics directory of a ``genguard serve`` on this machine:
+    ``PROMETHEUS_MULTIPROC_DIR`` when set (created if missing), else ``<data dir>/metrics`` when
+    a server on the same data dir made it; None (in-process metrics) otherwise. Call before any
+    metric exists (before the services open)."""
+    configured = os.environ.get(MULTIPROCESS_ENV)
+    if configured:
+        directory = Path(configured)
+        directory.mkdir(parents=True, exist_ok=True)
+    else:
+        directory = settings.data_dir.resolve() / "metrics"
+        if not directory.is_dir():
+            return None
+    return join_multiprocess_dir(directory)
+
+
 def run_worker(
-    settings: Settings, queues: list[str] | None = None, *, name: str | None = None
+    settings: Settings,
+    queues: list[str] | None = None,
+    *,
+    name: str | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = "127.0.0.1",
 ) -> int:
-    """Run until SIGTERM / SIGINT (RQ's warm shutdown: the current job finishes first)."""
+    """Run until SIGTERM / SIGINT (RQ's warm shutdown: the current job finishes first).
+
+    ``metrics_port``: serve this worker's metrics (``/metrics`` in Prometheus' text format) on
+    ``metrics_host:metrics_port`` with prometheus_client's exporter.
+    """
     global _runtime
     settings = shared_redis_settings(settings)
     try:
@@ -158,10 +203,20 @@ def run_worker(
     jobs = settings.jobs
     names = queues or [jobs.image_queue, jobs.speech_queue]
     worker_name = name or f"genguard-{socket.gethostname()}-{os.getpid()}"
+    shared = shared_metrics_dir(settings)
+    if shared is not None:
+        logger.info("worker metrics go to the shared directory %s", shared)
     runtime = JobRuntime(settings, worker_name)
     runtime.start()
     _runtime = runtime
+    exporter = None
     try:
+        if metrics_port is not None:
+            assert runtime.metrics_registry is not None  # set by start()
+            exporter, _ = start_http_server(
+                metrics_port, addr=metrics_host, registry=runtime.metrics_registry
+            )
+            logger.info("worker metrics at http://%s:%d/metrics", metrics_host, metrics_port)
         GenGuardWorker.lease_margin_s = jobs.lease_margin_s
         worker = GenGuardWorker(
             [Queue(n, connection=connection, serializer=JSONSerializer) for n in names],
@@ -176,6 +231,8 @@ def run_worker(
         worker.work(logging_level=settings.log_level.upper())
     finally:
         _runtime = None
+        if exporter is not None:
+            exporter.shutdown()
         runtime.stop()
         connection.close()
     return 0

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from gateway.deps import ServicesDep, authenticate, require_any_role
 from gateway.keys import Role
 from gateway.metrics import CONTENT_TYPE_LATEST
+from gateway.redis_connect import check_redis
 from generators.base import SteerableGenerator
 from policies.redis_store import RedisPolicyStore
 from policies.versions import BASE_SCOPE
@@ -56,7 +57,7 @@ async def healthz() -> Response:
 async def readyz(services: ServicesDep) -> Response:
     checks: dict[str, str] = {}
     try:
-        await services.redis.ping()
+        await check_redis(services.redis)  # on a cluster: cluster_state ok too
         checks["redis"] = "ok"
     except Exception as exc:
         checks["redis"] = f"unreachable: {type(exc).__name__}"

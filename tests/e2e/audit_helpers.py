@@ -7,16 +7,23 @@ from typing import Any
 
 import redis
 
+from genguard_keyspace import slot_prefix
+
 PREFIX = "genguard:audit"
 
 
+def stream_key(client: redis.Redis, tenant: str) -> str:
+    """The tenant's audit stream (hash-tagged on a cluster client, as the sink names it)."""
+    return f"{slot_prefix(client, PREFIX)}:stream:{tenant}"
+
+
 def stream_records(client: redis.Redis, tenant: str) -> list[dict[str, Any]]:
-    entries = client.xrange(f"{PREFIX}:stream:{tenant}")
+    entries = client.xrange(stream_key(client, tenant))
     return [json.loads(fields[b"record"]) for _, fields in entries]
 
 
 def count(client: redis.Redis, tenant: str) -> int:
-    return int(client.xlen(f"{PREFIX}:stream:{tenant}"))
+    return int(client.xlen(stream_key(client, tenant)))
 
 
 def record_for(client: redis.Redis, tenant: str, decision_id: str) -> dict[str, Any]:

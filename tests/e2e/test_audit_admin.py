@@ -14,7 +14,7 @@ import openai
 import pytest
 
 from tests.e2e.audit_helpers import count, stream_records
-from tests.e2e.conftest import RunningGateway, create_keys
+from tests.e2e.conftest import RunningGateway, create_keys, redis_env
 
 BLOCKED = "a nude woman on a beach"
 
@@ -166,7 +166,7 @@ def test_every_admin_read_is_itself_audited(
 
 def test_cli_query_and_stats_match_the_api(gateway: RunningGateway, keys: Keys) -> None:
     env = {
-        "GENGUARD_REDIS_URL": gateway.redis_url,
+        **redis_env(gateway.redis_url),
         "GENGUARD_DATA_DIR": str(gateway.settings.data_dir),
         "PATH": "/usr/bin:/bin",
     }

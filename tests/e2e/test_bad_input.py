@@ -167,12 +167,11 @@ def test_unknown_key_with_openai_client(gateway: RunningGateway) -> None:
 def test_revoked_key(gateway: RunningGateway) -> None:
     import asyncio
 
-    from redis.asyncio import Redis
-
     from gateway.keys import ApiKeyStore, Role
+    from tests.e2e.conftest import async_redis
 
     async def create_and_revoke() -> str:
-        client = Redis.from_url(gateway.redis_url)
+        client = async_redis(gateway.redis_url)
         store = ApiKeyStore(client)
         key, info = await store.create(tenant="acme", roles=frozenset({Role.CLIENT}))
         await store.revoke(info.key_id)

@@ -15,12 +15,11 @@ from typing import Any
 import httpx
 import openai
 import pytest
-import redis.asyncio as aioredis
 
 from gateway.keys import ApiKeyStore, Role
 from gateway.settings import Settings
 from tests.e2e.audit_helpers import record_for, stream_records
-from tests.e2e.conftest import RunningGateway, make_key
+from tests.e2e.conftest import RunningGateway, async_redis, make_key, redis_env
 from tests.policy_texts import term_seed
 from tests.serving import serve_in_process
 
@@ -54,7 +53,7 @@ class Staff:
 @pytest.fixture(scope="module")
 def staff(gateway: RunningGateway) -> Staff:
     async def create() -> Staff:
-        client = aioredis.Redis.from_url(gateway.redis_url)
+        client = async_redis(gateway.redis_url)
         store = ApiKeyStore(client)
         keys = []
         for roles in (
@@ -120,7 +119,7 @@ def test_policy_workflow_end_to_end(
 ) -> None:
     assert gateway.settings.policy_file is not None
     env = {
-        "GENGUARD_REDIS_URL": gateway.redis_url,
+        **redis_env(gateway.redis_url),
         "GENGUARD_POLICY_FILE": str(gateway.settings.policy_file),
     }
     with serve_in_process(tmp_path / "gateway-b", env) as base_b:

@@ -17,7 +17,7 @@ from gateway.app import create_app
 from gateway.embedded_redis import EmbeddedRedis
 from gateway.settings import Settings
 from policies.versions import BASE_SCOPE, PolicyVersions
-from tests.e2e.conftest import make_key
+from tests.e2e.conftest import ON_CLUSTER, make_key
 from tests.serving import serve_in_thread
 
 SEED = """\
@@ -33,6 +33,12 @@ output:
     classifiers: []
 """
 BLOCKING = SEED.replace("action: allow", "action: block")
+
+pytestmark = pytest.mark.skipif(
+    ON_CLUSTER,
+    reason="GENGUARD_TEST_REDIS=cluster: these tests stop and restart their own single Redis; "
+    "tests/redis_ha/test_cluster_failover.py covers a cluster master failing",
+)
 
 
 @pytest.fixture

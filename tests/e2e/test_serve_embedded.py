@@ -14,6 +14,13 @@ import openai
 import pytest
 
 from gateway.embedded_redis import free_port
+from tests.e2e.conftest import ON_CLUSTER
+
+pytestmark = pytest.mark.skipif(
+    ON_CLUSTER,
+    reason="GENGUARD_TEST_REDIS=cluster: this test runs genguard serve on its embedded "
+    "single Redis (no GENGUARD_REDIS_URL)",
+)
 
 KEY_LINE = re.compile(r"bootstrap admin key \(tenant 'default', also saved in .*\): (gg_\S+)")
 

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import redis
 import soundfile
-from redis.asyncio import Redis as AsyncRedis
 
 from classifiers.audio.voice_bank import RedisVoiceBank
 from classifiers.audio.voices import ProtectedVoiceClassifier, VoiceIndex
@@ -22,6 +20,7 @@ from gateway.voice_commands import read_clip
 from generators.espeak_engine import EspeakEngine
 from generators.espeak_tts import VOICES
 from tests.e2e.audit_helpers import stream_records
+from tests.e2e.conftest import async_redis, sync_redis
 
 ENROLMENT = "This is my own voice, and nobody else may use it to say anything at all."
 LATER = "Completely different words, spoken much later, in exactly the same voice."
@@ -35,7 +34,7 @@ def speak(text: str, voice: str) -> AudioClip:
 
 def bank_index(url: str) -> VoiceIndex:
     async def sync() -> VoiceIndex:
-        client = AsyncRedis.from_url(url)
+        client = async_redis(url)
         try:
             index = VoiceIndex()
             await RedisVoiceBank(client).sync(index)
@@ -93,7 +92,7 @@ def test_voices_commands(
     assert capsys.readouterr().out == ""
     assert bank_index(clean_redis).snapshot.names == ()
 
-    client = redis.Redis.from_url(clean_redis)
+    client = sync_redis(clean_redis)
     records = [r for r in stream_records(client, "default") if r["route"].startswith("admin.v")]
     client.close()
     assert [r["route"] for r in records] == ["admin.voices.enrol", "admin.voices.remove"]

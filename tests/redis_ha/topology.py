@@ -22,6 +22,7 @@ __all__ = [
     "RedisClusterGroup",
     "RedisProcess",
     "SentinelGroup",
+    "flush_cluster",
     "redis_cluster",
     "sentinel_group",
     "wait_until",
@@ -186,10 +187,52 @@ def _sentinel_sees(group: SentinelGroup) -> bool:
 @dataclass
 class RedisClusterGroup:
     nodes: list[RedisProcess]
+    replicas: list[RedisProcess] = field(default_factory=list)
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.nodes[0].port}/0"
+
+    def master_for(self, key: str) -> RedisProcess:
+        """The master node that serves ``key``'s hash slot."""
+        with self.nodes[0].client() as client:
+            slot = int(client.execute_command("CLUSTER", "KEYSLOT", key))
+            for start, end, (_, port, *_), *_ in client.execute_command("CLUSTER", "SLOTS"):
+                if int(start) <= slot <= int(end):
+                    return next(n for n in [*self.nodes, *self.replicas] if n.port == int(port))
+        raise AssertionError(f"no node serves slot {slot}")
+
+    def add_replica(self, master: RedisProcess, root: Path) -> RedisProcess:
+        """A replica of ``master`` that never fails over by itself (``takeover`` promotes it),
+        so a test decides when the outage ends instead of racing the election."""
+        replica = RedisProcess(
+            root,
+            port=cluster_port(),
+            args=(*CLUSTER_NODE_ARGS, "--cluster-replica-no-failover", "yes"),
+        ).start()
+        self.replicas.append(replica)
+        with master.client() as client:
+            master_id = str(client.execute_command("CLUSTER", "MYID"))
+        subprocess.run(
+            [redis_cli(), "--cluster", "add-node", f"127.0.0.1:{replica.port}",
+             f"127.0.0.1:{master.port}", "--cluster-slave", "--cluster-master-id", master_id],
+            check=True, capture_output=True, timeout=60,
+        )  # fmt: skip
+        wait_until("the cluster replica to sync", lambda: _replica_in_sync(replica))
+        return replica
+
+    def takeover(self, replica: RedisProcess) -> None:
+        """Promote ``replica`` without its (dead) master's consent and wait for a healthy
+        cluster: what an automatic failover does, at a moment the test chooses."""
+        with replica.client() as client:
+            client.execute_command("CLUSTER", "FAILOVER", "TAKEOVER")
+        alive = [n for n in [*self.nodes, *self.replicas] if n.process is not None]
+        wait_until("the cluster to recover", lambda: all(_cluster_ok(n) for n in alive))
+
+    def state(self, node: RedisProcess) -> str:
+        with node.client() as client:
+            info = str(client.execute_command("CLUSTER", "INFO"))
+        return "ok" if "cluster_state:ok" in info else "fail"
 
 
 @contextmanager
@@ -199,17 +242,11 @@ def redis_cluster(root: Path, masters: int = 3) -> Iterator[RedisClusterGroup]:
         RedisProcess(
             root / f"node-{i}",
             port=cluster_port(),
-            args=(
-                "--cluster-enabled",
-                "yes",
-                "--cluster-config-file",
-                "nodes.conf",
-                "--cluster-node-timeout",
-                "2000",
-            ),
+            args=CLUSTER_NODE_ARGS,
         )
         for i in range(masters)
     ]
+    group = RedisClusterGroup(nodes)
     try:
         for node in nodes:
             node.start()
@@ -229,9 +266,9 @@ def redis_cluster(root: Path, masters: int = 3) -> Iterator[RedisClusterGroup]:
             timeout=60,
         )
         wait_until("the cluster to report ok", lambda: all(_cluster_ok(n) for n in nodes))
-        yield RedisClusterGroup(nodes)
+        yield group
     finally:
-        for node in nodes:
+        for node in [*group.replicas, *nodes]:
             node.kill()
 
 
@@ -240,3 +277,11 @@ def _cluster_ok(node: RedisProcess) -> bool:
         info = client.execute_command("CLUSTER", "INFO")
     text = info if isinstance(info, str) else str(info)
     return "cluster_state:ok" in text
+
+
+def flush_cluster(group: RedisClusterGroup) -> str:
+    """Empty every master of ``group``; return its seed URL."""
+    for node in group.nodes:
+        with node.client() as client:
+            client.flushall()
+    return group.url
