@@ -183,8 +183,9 @@ def render(
         "## Prompt safety (issue #3)",
         "",
         f"Default policy `{revision}` (term lists + patterns, MiniLM semantic concepts at "
-        "similarity 0.7, the trained prompt head — n-gram logistic regression plus a token "
-        "convolution over MiniLM — at its per-category thresholds chosen by cross-validation "
+        "similarity 0.7, the trained prompt head — n-gram logistic regression plus a "
+        "fine-tuned copy of MiniLM's last layer — at its per-category thresholds chosen by "
+        "cross-validation "
         "on the train halves, alt-profanity-check flag-only), 2-core x86_64 CPU shared with "
         "other work. "
         "Produced by `.venv/bin/python bench/prompt_eval.py`"

@@ -1,6 +1,6 @@
 """Train the prompt head (classifiers/text/head.py) and choose its thresholds, on train halves only.
 
-    OMP_NUM_THREADS=2 .venv/bin/python bench/train_prompt_head.py [--out FILE]
+    OMP_NUM_THREADS=1 .venv/bin/python bench/train_prompt_head.py [--out FILE]
 
 Data (bench/prompt_head_data.py): the hand-written minimal pairs in bench/data/ plus the *train*
 halves of I2P, PartiPrompts, XSTest and HateCheck (read from ../shared/eval, never copied).
@@ -10,9 +10,12 @@ pair), so the head cannot score well by learning *art style* or *question form*.
 label) group weighs the same in total, whatever its size; the pairs count double.
 
 Two parts, mixed in logit space (the weight chosen by cross-validation, like the thresholds):
-logistic regression over [MiniLM sentence embedding, hashed n-grams] (scikit-learn, liblinear)
-and a token convolution over MiniLM's token vectors (torch, deterministic seed). Both are fitted
-per category; positives of other categories are left out of a category's negatives.
+logistic regression over [MiniLM sentence embedding, hashed n-grams] (scikit-learn, liblinear) and a
+fine-tuned copy of MiniLM's last layer (classifiers/text/finetuned.py), run on the token vectors
+that enter the original one and trained with the classification layer (torch, deterministic seed).
+The bottom five layers stay frozen, so their output is computed once and reused by every fold and
+epoch; only one layer is trained (about 20 s an epoch on one thread). Positives of other categories
+are left out of a category's negatives.
 
 Thresholds: 5-fold cross-validation on the train halves (folds keep a HateCheck template, a
 minimal pair, a prompt together) gives every training prompt a score from a model that never
@@ -50,18 +53,22 @@ from bench.prompt_head_data import (  # noqa: E402
     xstest,
 )
 from classifiers.text.encoder import MINILM_SHA256, shared_minilm_encoder  # noqa: E402
-from classifiers.text.head import CONV_WIDTH, PromptHeadWeights  # noqa: E402
+from classifiers.text.finetuned import TopBlock  # noqa: E402
+from classifiers.text.head import POOLED, PromptHeadWeights  # noqa: E402
 from classifiers.text.ngrams import NgramSpec, hashed_ngrams  # noqa: E402
 from classifiers.text.normalize import text_for_embedding  # noqa: E402
 
 FOLDS = 5
 NGRAMS = NgramSpec(buckets=1 << 18, word_ngrams=(1, 2), char_ngrams=(3, 5))
 LINEAR_C = 10.0
-CONV_CHANNELS = 128
-CONV_EPOCHS = 8
-CONV_WEIGHT_DECAY = 1e-2
-# the logit weight of the convolutional part: chosen, with the thresholds, by cross-validation
-MIXES = (0.3, 0.4, 0.5, 0.6, 0.7)
+BLOCK_EPOCHS = 6
+BLOCK_LR = 4e-4  # the block (started from MiniLM's last layer)
+OUT_LR = 2e-3  # the classification layer (started at random)
+BLOCK_DROPOUT = 0.1
+BLOCK_WEIGHT_DECAY = 1e-2
+BLOCK_BATCH = 32
+# the logit weight of the fine-tuned block: chosen, with the thresholds, by cross-validation
+MIXES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # Per benign source, the whole policy's false-positive budget on the train half (cross-validated
 # scores), kept below the issue's targets (PartiPrompts 1 %, XSTest 10 %, HateCheck 20 %) for
 # the held-out spread. I2P negatives get no budget: their labels (images judged appropriate) are
@@ -78,7 +85,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", type=Path, default=ROOT / "classifiers/models/prompt_head.npz")
     parser.add_argument(
-        "--cv-scores", type=Path, help="also write the cross-validated scores (npz) here"
+        "--cv-scores",
+        type=Path,
+        help="also write the cross-validated logits of both parts (npz) here",
     )
     args = parser.parse_args()
     import torch
@@ -96,7 +105,7 @@ def main() -> int:
     weights = source_weights(train)
     folds = np.array([fold(e) for e in train])
     scored_folds = np.array([fold(e) for e in scored])
-    # cross-validated logits of each part (linear, convolutional), so the mix is chosen too
+    # cross-validated logits of each part (linear, fine-tuned block), so the mix is chosen too
     parts = np.zeros((2, len(scored), len(HEAD_CATEGORIES)))
     for k in range(FOLDS):
         inside = folds != k
@@ -109,26 +118,31 @@ def main() -> int:
             )
         print(f"fold {k + 1}/{FOLDS} ({time.perf_counter() - began:.0f} s)", flush=True)
     already = rest_of_policy_blocks([e.text for e in scored])
-    best: tuple[float, float, NDArray[np.float64]] | None = None
-    for mix in MIXES:
-        probabilities = 1.0 / (1.0 + np.exp(-((1 - mix) * parts[0] + mix * parts[1])))
-        thresholds = choose_thresholds(scored, probabilities, already)
-        score = _objective(_rates(scored, _blocked(probabilities, thresholds, already))) or 0.0
-        print(f"mix {mix:.2f}: objective {score:.3f}", flush=True)
-        if best is None or score > best[0] + 1e-9:
-            best = (score, mix, thresholds)
-    assert best is not None
-    _, mix, thresholds = best
-    probabilities = 1.0 / (1.0 + np.exp(-((1 - mix) * parts[0] + mix * parts[1])))
     if args.cv_scores:
         np.savez_compressed(
             args.cv_scores,
-            probabilities=probabilities,
+            parts=parts,
             already=already,
             source=np.array([e.source for e in scored]),
             positive=np.array([bool(e.categories) for e in scored]),
             group=np.array([e.group for e in scored]),
         )
+    best: tuple[float, float, NDArray[np.float64]] | None = None
+    for mix in MIXES:
+        probabilities = 1.0 / (1.0 + np.exp(-((1 - mix) * parts[0] + mix * parts[1])))
+        chosen = choose_thresholds(scored, probabilities, already)
+        if chosen is None:
+            print(f"mix {mix:.2f}: no threshold keeps every false-positive budget", flush=True)
+            continue
+        thresholds = chosen
+        score = _objective(_rates(scored, _blocked(probabilities, thresholds, already))) or 0.0
+        print(f"mix {mix:.2f}: objective {score:.3f}", flush=True)
+        if best is None or score > best[0] + 1e-9:
+            best = (score, mix, thresholds)
+    if best is None:
+        raise SystemExit("no mix and threshold keep every false-positive budget")
+    _, mix, thresholds = best
+    probabilities = 1.0 / (1.0 + np.exp(-((1 - mix) * parts[0] + mix * parts[1])))
     print(f"cross-validated figures on the train halves (whole default policy), mix {mix:.2f}:")
     for line in figures(scored, probabilities, thresholds, already):
         print("  " + line)
@@ -137,9 +151,11 @@ def main() -> int:
     final = replace(final, thresholds=thresholds, mix=mix)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     final.save(args.out)
+    digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
     print(
         f"wrote {args.out} ({args.out.stat().st_size} bytes, {time.perf_counter() - began:.0f} s)"
     )
+    print(f"sha256 {digest} (classifiers/text/head.py PROMPT_HEAD_SHA256)")
     print("default policy rules (policies/default.yaml):")
     for category, threshold in zip(HEAD_CATEGORIES, thresholds, strict=True):
         print(
@@ -150,7 +166,8 @@ def main() -> int:
 
 
 class Features:
-    """MiniLM sentence and token vectors (one forward pass per distinct text) and n-grams."""
+    """MiniLM sentence vectors and the token vectors entering its last layer (one forward pass
+    per distinct text)."""
 
     def __init__(self, texts: Sequence[str]) -> None:
         encoder = shared_minilm_encoder()
@@ -161,7 +178,7 @@ class Features:
         for start in range(0, len(views), 512):
             chunk = views[start : start + 512]
             self._sentences[start : start + len(chunk)] = encoder.encode(chunk)
-            self._tokens.extend(encoder.encode_tokens(chunk))
+            self._tokens.extend(encoder.encode_penultimate(chunk))
         encoder.clear_cache()
 
     def embeddings(self, texts: Sequence[str]) -> Matrix:
@@ -202,7 +219,7 @@ def fit(
     linear_embedding, linear_ngrams, linear_bias = _fit_linear(
         texts, embeddings, labels, keep, weights
     )
-    conv = _fit_conv(features.tokens(texts), embeddings, labels, keep, weights)
+    block = _fit_block(features.tokens(texts), embeddings, labels, keep, weights)
     return PromptHeadWeights(
         categories=HEAD_CATEGORIES,
         encoder_sha256=MINILM_SHA256,
@@ -211,10 +228,9 @@ def fit(
         linear_embedding=linear_embedding,
         linear_ngrams=linear_ngrams,
         linear_bias=linear_bias,
-        conv_weight=conv[0],
-        conv_bias=conv[1],
-        conv_out=conv[2],
-        conv_out_bias=conv[3],
+        block=block[0],
+        block_out=block[1],
+        block_out_bias=block[2],
         mix=0.5,
     )
 
@@ -248,24 +264,32 @@ def _fit_linear(
     return coef[:, :384], coef[:, 384:], bias
 
 
-def _fit_conv(
+def _fit_block(
     tokens: list[NDArray[np.float32]],
     embeddings: Matrix,
     labels: NDArray[np.bool_],
     keep: NDArray[np.bool_],
     weights: NDArray[np.float64],
-) -> tuple[Matrix, Matrix, Matrix, Matrix]:
-    """A width-3 convolution over token vectors, max-pooled, then linear with the embedding;
-    per-category weighted binary cross-entropy (balanced per category), AdamW."""
+) -> tuple[dict[str, NDArray[np.float32]], Matrix, Matrix]:
+    """Fine-tune a copy of MiniLM's last layer (TopBlock, on the token vectors entering it)
+    and a linear layer over its pooled output and the sentence embedding: per-category weighted
+    binary cross-entropy (balanced per category), AdamW. Batches hold prompts of similar length
+    (less padding), in random order."""
     import torch
 
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    conv = torch.nn.Conv1d(384, CONV_CHANNELS, CONV_WIDTH, padding=CONV_WIDTH // 2)
-    out = torch.nn.Linear(CONV_CHANNELS + 384, len(HEAD_CATEGORIES))
-    dropout = torch.nn.Dropout(0.2)
-    parameters = [*conv.parameters(), *out.parameters()]
-    optimiser = torch.optim.AdamW(parameters, lr=2e-3, weight_decay=CONV_WEIGHT_DECAY)
+    last_layer = shared_minilm_encoder().transformer_layers()[-1]
+    block = TopBlock.from_minilm(last_layer, dropout=BLOCK_DROPOUT)
+    out = torch.nn.Linear(POOLED + 384, len(HEAD_CATEGORIES))
+    dropout = torch.nn.Dropout(BLOCK_DROPOUT)
+    optimiser = torch.optim.AdamW(
+        [
+            {"params": list(block.parameters()), "lr": BLOCK_LR},
+            {"params": list(out.parameters()), "lr": OUT_LR},
+        ],
+        weight_decay=BLOCK_WEIGHT_DECAY,
+    )
     y = torch.tensor(labels, dtype=torch.float32)
     mask = (
         torch.tensor(keep, dtype=torch.float32)
@@ -277,39 +301,31 @@ def _fit_conv(
         positive > 0, negative / positive.clamp(min=1e-9), torch.ones_like(positive)
     )
     sentence = torch.tensor(embeddings, dtype=torch.float32)
-    count = len(tokens)
-
-    def forward(batch: NDArray[np.int64], train: bool) -> torch.Tensor:
-        length = max(len(tokens[i]) for i in batch)
-        x = torch.zeros((len(batch), length, 384))
-        valid = torch.zeros((len(batch), length), dtype=torch.bool)
-        for row, i in enumerate(batch):
-            x[row, : len(tokens[i])] = torch.from_numpy(np.asarray(tokens[i], dtype=np.float32))
-            valid[row, : len(tokens[i])] = True
-        h = torch.relu(conv(x.transpose(1, 2))).transpose(1, 2)
-        h = h.masked_fill(~valid[..., None], 0.0).max(dim=1).values
-        if train:
-            h = dropout(h)
-        return out(torch.cat([h, sentence[batch]], dim=1))
-
-    for _ in range(CONV_EPOCHS):
-        dropout.train()
-        order = torch.randperm(count, generator=generator).numpy()
-        for start in range(0, count, 64):
-            batch = order[start : start + 64]
+    lengths = np.array([len(t) for t in tokens])
+    block.train()
+    for _ in range(BLOCK_EPOCHS):
+        # sort by length with a random tie-break, cut into batches, shuffle the batches
+        jitter = torch.rand(len(tokens), generator=generator).numpy()
+        order = np.lexsort((jitter, lengths))
+        batches = [order[i : i + BLOCK_BATCH] for i in range(0, len(order), BLOCK_BATCH)]
+        for b in torch.randperm(len(batches), generator=generator).tolist():
+            batch = batches[b]
+            length = int(lengths[batch].max())
+            x = torch.zeros((len(batch), length, 384))
+            valid = torch.zeros((len(batch), length), dtype=torch.bool)
+            for row, i in enumerate(batch):
+                x[row, : lengths[i]] = torch.from_numpy(np.asarray(tokens[i], dtype=np.float32))
+                valid[row, : lengths[i]] = True
+            logits = out(torch.cat([dropout(block(x, valid)), sentence[batch]], dim=1))
             loss = torch.nn.functional.binary_cross_entropy_with_logits(
-                forward(batch, True), y[batch], reduction="none", pos_weight=pos_weight
+                logits, y[batch], reduction="none", pos_weight=pos_weight
             )
             loss = (loss * mask[batch]).sum() / mask[batch].sum().clamp(min=1e-9)
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-    # zero padding at the ends, as PromptHeadWeights.conv_features does: the window [t-1, t, t+1]
-    kernel = conv.weight.detach().numpy().astype(np.float64)  # (channels, 384, width)
-    conv_weight = np.concatenate([kernel[:, :, j].T for j in range(CONV_WIDTH)], axis=0)
     return (
-        conv_weight,
-        conv.bias.detach().numpy().astype(np.float64),
+        block.arrays(),
         out.weight.detach().numpy().astype(np.float64).T,
         out.bias.detach().numpy().astype(np.float64),
     )
@@ -370,9 +386,10 @@ def _objective(rates: dict[str, tuple[float | None, float | None]]) -> float | N
 
 def choose_thresholds(
     examples: list[Example], probabilities: Matrix, already: NDArray[np.bool_]
-) -> NDArray[np.float64]:
+) -> NDArray[np.float64] | None:
     """One shared threshold first (the best feasible one), then per category, coordinate
-    ascent over the grid until no single change improves the objective."""
+    ascent over the grid until no single change improves the objective; None when no shared
+    threshold keeps every budget."""
     best: tuple[float, NDArray[np.float64]] | None = None
     for value in GRID:
         thresholds = np.full(len(HEAD_CATEGORIES), value)
@@ -380,7 +397,7 @@ def choose_thresholds(
         if score is not None and (best is None or score > best[0]):
             best = (score, thresholds)
     if best is None:
-        raise SystemExit("no threshold keeps every false-positive budget")
+        return None
     score, thresholds = best
     improved = True
     while improved:

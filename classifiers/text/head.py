@@ -6,25 +6,29 @@
 - a **linear** part: logistic regression over the MiniLM sentence embedding plus hashed word and
   character n-grams of the prompt (``classifiers.text.ngrams``; no vocabulary file), so the words
   that decide harm are not blurred away ("kill a *process*" / "kill a *person*");
-- a **convolutional** part: one 1-D convolution (width 3) over MiniLM's contextual token vectors,
-  max-pooled over the prompt, then a linear layer over that and the sentence embedding. It reads
-  phrases in context ("I don't hate X", "saying X are vermin is vile"), which mean pooling loses.
+- a **fine-tuned top layer**: a copy of MiniLM's last (sixth) layer, fine-tuned on the head's
+  data (``classifiers.text.finetuned.TopBlock``) and run on the token vectors that enter the
+  original one, mean- and max-pooled, then a linear layer over that and the sentence embedding.
+  Its attention reads phrases in context ("I don't hate X", "how do I kill a Python process"),
+  which a frozen mean-pooled embedding loses.
 
-Both come from the one MiniLM forward pass that the semantic concepts use too. The file also
-names its categories, the SHA-256 of the MiniLM weights it was trained on (other weights are
-refused), the n-gram settings and a decision threshold per category, chosen by cross-validation
-on the training split. It is trained by ``bench/train_prompt_head.py``; sources, splits and
-held-out figures are in ``classifiers/models/PROMPT_HEAD.md``. Scores are the per-category
+Both read the one MiniLM forward pass that the semantic concepts use too (the original layers stay
+frozen and keep running, so the concepts' embeddings do not change). The file also names its
+categories, the SHA-256 of the MiniLM weights it was trained on (other weights are refused), the
+n-gram settings and a decision threshold per category, chosen by cross-validation on the training
+split; the packaged file's own SHA-256 is pinned here (``PROMPT_HEAD_SHA256``) and checked on
+loading, like the MiniLM weights. It is trained by ``bench/train_prompt_head.py``; sources, splits
+and held-out figures are in ``classifiers/models/PROMPT_HEAD.md``. Scores are the per-category
 probabilities; an obfuscated prompt is read de-obfuscated (``text_for_embedding``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -34,17 +38,23 @@ from classifiers.taxonomy import Category, parse_category
 from classifiers.text.encoder import (
     EMBEDDING_DIMENSIONS,
     MINILM_SHA256,
-    TokenEncoder,
+    LayeredTokenEncoder,
+    _sha256,
     shared_minilm_encoder,
 )
 from classifiers.text.ngrams import NgramSpec, hashed_ngrams
 from classifiers.text.normalize import text_for_embedding
 
-__all__ = ["PROMPT_HEAD_FILE", "PromptHeadClassifier", "PromptHeadWeights"]
+if TYPE_CHECKING:
+    from classifiers.text.finetuned import TopBlock
+
+__all__ = ["PROMPT_HEAD_FILE", "PROMPT_HEAD_SHA256", "PromptHeadClassifier", "PromptHeadWeights"]
 
 PROMPT_HEAD_FILE = "prompt_head.npz"
-FORMAT_VERSION = 2
-CONV_WIDTH = 3
+# SHA-256 of the packaged classifiers/models/prompt_head.npz (bench/train_prompt_head.py prints it)
+PROMPT_HEAD_SHA256 = "e1568e1af0d13ff0b0c92b115bff01c2dd96a53c3686999a609f60aeb9d76279"
+FORMAT_VERSION = 3
+POOLED = 2 * EMBEDDING_DIMENSIONS  # the block's mean and max pooling
 
 Array = NDArray[np.float64]
 
@@ -60,29 +70,32 @@ class PromptHeadWeights:
     linear_embedding: Array  # (categories, 384)
     linear_ngrams: Array  # (categories, buckets)
     linear_bias: Array  # (categories,)
-    conv_weight: Array  # (CONV_WIDTH * 384, channels): window [t-1, t, t+1] -> channels
-    conv_bias: Array  # (channels,)
-    conv_out: Array  # (channels + 384, categories)
-    conv_out_bias: Array  # (categories,)
-    mix: float  # logit = (1 - mix) * linear + mix * convolutional
+    block: Mapping[str, NDArray[np.float32]]  # classifiers.text.finetuned.block_shapes()
+    block_out: Array  # (POOLED + 384, categories)
+    block_out_bias: Array  # (categories,)
+    mix: float  # logit = (1 - mix) * linear + mix * block
+    _module: TopBlock = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        from classifiers.text.finetuned import TopBlock
+
         n, d = len(self.categories), EMBEDDING_DIMENSIONS
-        channels = self.conv_bias.shape[0] if self.conv_bias.ndim == 1 else -1
         expected = {
             "thresholds": (self.thresholds, (n,)),
             "linear_embedding": (self.linear_embedding, (n, d)),
             "linear_ngrams": (self.linear_ngrams, (n, self.ngram_spec.buckets)),
             "linear_bias": (self.linear_bias, (n,)),
-            "conv_weight": (self.conv_weight, (CONV_WIDTH * d, channels)),
-            "conv_out": (self.conv_out, (channels + d, n)),
-            "conv_out_bias": (self.conv_out_bias, (n,)),
+            "block_out": (self.block_out, (POOLED + d, n)),
+            "block_out_bias": (self.block_out_bias, (n,)),
         }
         for name, (array, shape) in expected.items():
             if array.shape != shape:
                 raise ValueError(f"{name} has shape {array.shape}, expected {shape}")
         if not 0.0 <= self.mix <= 1.0:
             raise ValueError(f"mix must lie in [0, 1], got {self.mix}")
+        module = TopBlock(self.block)  # checks the block's arrays and shapes
+        module.eval()
+        object.__setattr__(self, "_module", module)
 
     @classmethod
     def load(cls, path: Path) -> PromptHeadWeights:
@@ -94,6 +107,11 @@ class PromptHeadWeights:
             def f64(name: str) -> Array:
                 return np.asarray(data[name], dtype=np.float64)
 
+            block = {
+                name[len("block_") :]: np.asarray(data[name], dtype=np.float32)
+                for name in data.files
+                if name.startswith("block_") and name not in ("block_out", "block_out_bias")
+            }
             return cls(
                 categories=tuple(str(n) for n in data["categories"]),
                 encoder_sha256=str(data["encoder_sha256"]),
@@ -102,76 +120,94 @@ class PromptHeadWeights:
                 linear_embedding=f64("linear_embedding"),
                 linear_ngrams=f64("linear_ngrams"),
                 linear_bias=f64("linear_bias"),
-                conv_weight=f64("conv_weight"),
-                conv_bias=f64("conv_bias"),
-                conv_out=f64("conv_out"),
-                conv_out_bias=f64("conv_out_bias"),
+                block=block,
+                block_out=f64("block_out"),
+                block_out_bias=f64("block_out_bias"),
                 mix=float(data["mix"]),
             )
 
     def save(self, path: Path) -> None:
-        """Write the weights (float16 for the large n-gram table, float32 for the rest)."""
-        np.savez_compressed(
-            path,
-            format=np.array(FORMAT_VERSION),
-            categories=np.array(self.categories),
-            encoder_sha256=np.array(self.encoder_sha256),
-            thresholds=self.thresholds.astype(np.float32),
-            ngram_spec=self.ngram_spec.as_array(),
-            linear_embedding=self.linear_embedding.astype(np.float32),
-            linear_ngrams=self.linear_ngrams.astype(np.float16),
-            linear_bias=self.linear_bias.astype(np.float32),
-            conv_weight=self.conv_weight.astype(np.float32),
-            conv_bias=self.conv_bias.astype(np.float32),
-            conv_out=self.conv_out.astype(np.float32),
-            conv_out_bias=self.conv_out_bias.astype(np.float32),
-            mix=np.array(self.mix),
-        )
+        """Write the weights (float16 for the n-gram table and the block, float32 for the rest)."""
+        arrays: dict[str, NDArray[np.generic]] = {
+            "format": np.array(FORMAT_VERSION),
+            "categories": np.array(self.categories),
+            "encoder_sha256": np.array(self.encoder_sha256),
+            "thresholds": self.thresholds.astype(np.float32),
+            "ngram_spec": self.ngram_spec.as_array(),
+            "linear_embedding": self.linear_embedding.astype(np.float32),
+            "linear_ngrams": self.linear_ngrams.astype(np.float16),
+            "linear_bias": self.linear_bias.astype(np.float32),
+            "block_out": self.block_out.astype(np.float32),
+            "block_out_bias": self.block_out_bias.astype(np.float32),
+            "mix": np.array(self.mix),
+        }
+        for name, value in self.block.items():
+            arrays[f"block_{name}"] = value.astype(np.float16)
+        np.savez_compressed(path, allow_pickle=False, **arrays)
 
     def logits(
         self, texts: Sequence[str], embeddings: Array, tokens: Sequence[NDArray[np.floating]]
     ) -> Array:
         """Per-category logits, ``(len(texts), categories)``. ``texts`` are what the n-grams
-        read, ``embeddings`` the L2-normalised sentence vectors, ``tokens`` the token vectors."""
+        read, ``embeddings`` the L2-normalised sentence vectors, ``tokens`` the token vectors
+        that enter MiniLM's last layer (``encode_penultimate``)."""
         linear = embeddings @ self.linear_embedding.T + self.linear_bias
-        pooled = np.zeros((len(texts), self.conv_bias.shape[0]))
-        for row, (text, vectors) in enumerate(zip(texts, tokens, strict=True)):
+        for row, text in enumerate(texts):
             indices, values = hashed_ngrams(text, self.ngram_spec)
             linear[row] += self.linear_ngrams[:, indices] @ values
-            pooled[row] = self.conv_features(np.asarray(vectors, dtype=np.float64))
-        conv = np.hstack([pooled, embeddings]) @ self.conv_out + self.conv_out_bias
-        result: Array = (1.0 - self.mix) * linear + self.mix * conv
+        pooled = self.block_features(tokens)
+        block = np.hstack([pooled, embeddings]) @ self.block_out + self.block_out_bias
+        result: Array = (1.0 - self.mix) * linear + self.mix * block
         return result
 
-    def conv_features(self, vectors: Array) -> Array:
-        """Max over the prompt of ReLU(convolution) of its token vectors (zero-padded ends).
+    def block_features(self, tokens: Sequence[NDArray[np.floating]]) -> Array:
+        """The fine-tuned layer's pooled output per prompt, ``(len(tokens), 768)``.
 
-        The one sizeable product runs in torch, whose thread pool MiniLM already uses: numpy's
-        BLAS would start threads of its own that keep spinning after the call and slow the next
-        MiniLM pass on a small machine (measured: twice the prompt-stage latency on 2 cores)."""
+        Each prompt runs on its own (no padding), so a batch scores exactly like single prompts.
+        It runs in torch, whose thread pool MiniLM already uses: numpy's BLAS would start
+        threads of its own that keep spinning after the call and slow the next MiniLM pass on a
+        small machine (measured: twice the prompt-stage latency on 2 cores)."""
         import torch
 
-        pad = CONV_WIDTH // 2
-        padded = np.vstack(
-            [np.zeros((pad, vectors.shape[1])), vectors, np.zeros((pad, vectors.shape[1]))]
-        )
-        windows = np.hstack([padded[i : i + len(vectors)] for i in range(CONV_WIDTH)])
+        block = self._module
+        pooled = np.zeros((len(tokens), POOLED))
         with torch.inference_mode():
-            product = torch.from_numpy(windows) @ torch.from_numpy(self.conv_weight)
-            activations = torch.relu(product + torch.from_numpy(self.conv_bias))
-            pooled: Array = activations.amax(dim=0).numpy()
+            for row, vectors in enumerate(tokens):
+                x = torch.from_numpy(np.asarray(vectors, dtype=np.float32))[None]
+                valid = torch.ones((1, x.shape[1]), dtype=torch.bool)
+                pooled[row] = block(x, valid)[0].numpy()
         return pooled
 
 
 class PromptHeadClassifier:
-    """Per-category probabilities from the trained head (linear n-gram + token convolution)."""
+    """Per-category probabilities from the trained head (linear n-gram + fine-tuned layer).
+
+    ``expected_sha256`` is the digest the weights file must have: the packaged file's pinned
+    digest by default; pass the digest of a file you trained yourself, or ``None`` to skip the
+    check for a file you trust by other means."""
 
     name: ClassVar[str] = "prompt_head"
 
     def __init__(
-        self, *, weights_path: str | Path | None = None, encoder: TokenEncoder | None = None
+        self,
+        *,
+        weights_path: str | Path | None = None,
+        encoder: LayeredTokenEncoder | None = None,
+        expected_sha256: str | None = PROMPT_HEAD_SHA256,
     ) -> None:
         path = Path(weights_path) if weights_path is not None else _packaged_weights()
+        if expected_sha256 is not None:
+            try:
+                digest = _sha256(path)
+            except OSError as exc:
+                raise ClassifierUnavailable(
+                    f"prompt head weights unreadable at {path}: {exc}"
+                ) from exc
+            if digest != expected_sha256:
+                raise ClassifierUnavailable(
+                    f"prompt head weights at {path} have sha256 {digest[:12]}…, expected "
+                    f"{expected_sha256[:12]}…; refusing unverified weights"
+                )
         try:
             weights = PromptHeadWeights.load(path)
         except (OSError, KeyError, ValueError) as exc:
@@ -203,7 +239,7 @@ class PromptHeadClassifier:
         flat = [text_for_embedding(text)[1] for text in texts]
         # float64: a batch and a single prompt give the same scores to the last digit
         embeddings = self._encoder.encode(flat).astype(np.float64)
-        tokens = self._encoder.encode_tokens(flat)
+        tokens = self._encoder.encode_penultimate(flat)
         probabilities = 1.0 / (1.0 + np.exp(-self._weights.logits(texts, embeddings, tokens)))
         thresholds = self.thresholds
         results = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 
 from classifiers import Category, ClassifierUnavailable, PromptHeadClassifier
 from classifiers.text.encoder import shared_minilm_encoder
-from classifiers.text.head import _packaged_weights
+from classifiers.text.head import PROMPT_HEAD_SHA256, _packaged_weights
 
 # Written for this test, not in the training data: harm and a harmless twin in the same style.
 PAIRS = [
@@ -34,7 +35,7 @@ def head() -> PromptHeadClassifier:
 def test_the_packaged_weights_are_small_and_name_taxonomy_categories(
     head: PromptHeadClassifier,
 ) -> None:
-    assert _packaged_weights().stat().st_size < 5_000_000
+    assert _packaged_weights().stat().st_size < 6_000_000
     assert set(head.categories) == {
         Category.SEXUAL,
         Category.VIOLENCE,
@@ -65,7 +66,9 @@ def test_weights_for_other_minilm_weights_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "head.npz"
     np.savez(path, **arrays)
     with pytest.raises(ClassifierUnavailable, match="was trained on MiniLM weights ffffff"):
-        PromptHeadClassifier(weights_path=path, encoder=shared_minilm_encoder())
+        PromptHeadClassifier(
+            weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
+        )
 
 
 def test_a_batch_scores_like_single_prompts(head: PromptHeadClassifier) -> None:
@@ -87,23 +90,93 @@ def test_an_obfuscated_prompt_scores_like_its_clean_twin(head: PromptHeadClassif
 def test_weights_of_another_format_are_refused(tmp_path: Path) -> None:
     with np.load(_packaged_weights(), allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files}
-    arrays["format"] = np.array(1)
+    arrays["format"] = np.array(2)
     path = tmp_path / "head.npz"
     np.savez(path, **arrays)
-    with pytest.raises(ClassifierUnavailable, match="format 1, this code reads 2"):
-        PromptHeadClassifier(weights_path=path, encoder=shared_minilm_encoder())
+    with pytest.raises(ClassifierUnavailable, match="format 2, this code reads 3"):
+        PromptHeadClassifier(
+            weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
+        )
 
 
 def test_inconsistent_shapes_are_refused(tmp_path: Path) -> None:
     with np.load(_packaged_weights(), allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files}
-    arrays["conv_out"] = arrays["conv_out"][:-1]
+    arrays["block_out"] = arrays["block_out"][:-1]
     path = tmp_path / "head.npz"
     np.savez(path, **arrays)
-    with pytest.raises(ClassifierUnavailable, match="conv_out has shape"):
+    with pytest.raises(ClassifierUnavailable, match="block_out has shape"):
+        PromptHeadClassifier(
+            weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
+        )
+
+
+def test_a_block_array_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
+    with np.load(_packaged_weights(), allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    arrays["block_query_weight"] = arrays["block_query_weight"][:, :-1]
+    path = tmp_path / "head.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(ClassifierUnavailable, match="query_weight has shape"):
+        PromptHeadClassifier(
+            weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
+        )
+
+
+def test_the_packaged_weights_match_the_pinned_sha256() -> None:
+    digest = hashlib.sha256(_packaged_weights().read_bytes()).hexdigest()
+    assert digest == PROMPT_HEAD_SHA256
+
+
+def test_weights_that_differ_from_the_pinned_digest_are_refused(tmp_path: Path) -> None:
+    """A changed byte is refused before anything in the file is read."""
+    data = bytearray(_packaged_weights().read_bytes())
+    data[-1] ^= 0xFF
+    path = tmp_path / "head.npz"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ClassifierUnavailable, match="refusing unverified weights"):
         PromptHeadClassifier(weights_path=path, encoder=shared_minilm_encoder())
+    # a file trained elsewhere is loaded when its own digest is given
+    digest = hashlib.sha256(_packaged_weights().read_bytes()).hexdigest()
+    copy = tmp_path / "copy.npz"
+    copy.write_bytes(_packaged_weights().read_bytes())
+    assert PromptHeadClassifier(
+        weights_path=copy, encoder=shared_minilm_encoder(), expected_sha256=digest
+    ).categories
 
 
 def test_a_missing_weights_file_is_unavailable(tmp_path: Path) -> None:
     with pytest.raises(ClassifierUnavailable, match="prompt head weights unreadable"):
         PromptHeadClassifier(weights_path=tmp_path / "nope.npz", encoder=shared_minilm_encoder())
+    with pytest.raises(ClassifierUnavailable, match="prompt head weights unreadable"):
+        PromptHeadClassifier(
+            weights_path=tmp_path / "nope.npz",
+            encoder=shared_minilm_encoder(),
+            expected_sha256=None,
+        )
+
+
+def test_the_unchanged_copy_of_minilms_last_layer_gives_minilms_token_vectors() -> None:
+    """TopBlock is a BERT layer: MiniLM's own last layer, fed the token vectors that enter it
+    (``encode_penultimate``), gives MiniLM's final token vectors (pooled by mean and max), and a
+    batch of prompts of different lengths gives what each prompt gives alone."""
+    import torch
+
+    from classifiers.text.finetuned import TopBlock
+
+    encoder = shared_minilm_encoder()
+    texts = ["how do I kill a python process that hangs", "a cat"]
+    block = TopBlock.from_minilm(encoder.transformer_layers()[-1])
+    block.eval()
+    inner = encoder.encode_penultimate(texts)
+    final = encoder.encode_tokens(texts)
+    x = torch.zeros((2, len(inner[0]), 384))
+    valid = torch.zeros((2, len(inner[0])), dtype=torch.bool)
+    for row, vectors in enumerate(inner):
+        x[row, : len(vectors)] = torch.from_numpy(vectors)
+        valid[row, : len(vectors)] = True
+    with torch.inference_mode():
+        pooled = block(x, valid)
+    for row, last in enumerate(final):
+        expected = np.concatenate([last.mean(axis=0), last.max(axis=0)])
+        np.testing.assert_allclose(pooled[row].numpy(), expected, atol=1e-4)
