@@ -414,6 +414,13 @@ def main() -> None:
     parser.add_argument("--throughput-workers", default="1,2,4")
     parser.add_argument("--throughput-requests", type=int, default=2000)
     parser.add_argument("--throughput-concurrency", type=int, default=32)
+    parser.add_argument(
+        "--throughput-stages",
+        choices=("off", "on"),
+        default="off",
+        help="throughput with the bench policy (off) or the default policy (on); for 'on' give "
+        "each worker one CPU thread: --gateway-env GENGUARD_WORKERS=1 with OMP_NUM_THREADS=1",
+    )
     parser.add_argument("--only", choices=("latency", "throughput", "latency-off"))
     parser.add_argument("--json", type=Path, help="write every figure here")
     parser.add_argument(
@@ -474,8 +481,10 @@ def throughput(
 ) -> None:
     concurrency, count = args.throughput_concurrency, args.throughput_requests
     direct = load("direct", upstream, "sk-bench", concurrency, count)
+    stages = args.throughput_stages
+    policy = STAGES_OFF_POLICY if stages == "off" else None
     print(
-        f"\nthroughput at concurrency {concurrency}, {count} requests, stages off "
+        f"\nthroughput at concurrency {concurrency}, {count} requests, stages {stages} "
         f"(direct to the fake upstream: {direct.throughput:.0f} req/s)",
         flush=True,
     )
@@ -487,7 +496,7 @@ def throughput(
     rows = []
     first: float | None = None
     for workers in (int(x) for x in args.throughput_workers.split(",")):
-        with gateway(tmp, upstream, workers=workers, policy=STAGES_OFF_POLICY) as gw:
+        with gateway(tmp, upstream, workers=workers, policy=policy) as gw:
             run = load("throughput", f"{gw.base_url}/v1", gw.key, concurrency, count, gw.cpu_s)
             memory = worker_memory(gw.process)
         first = first or run.throughput
@@ -498,7 +507,7 @@ def throughput(
             flush=True,
         )
         rows.append({"workers": workers, **_summary(run), "memory": memory})
-    results["throughput"] = {"direct": _summary(direct), "gateway": rows}
+    results[f"throughput stages {stages}"] = {"direct": _summary(direct), "gateway": rows}
 
 
 def _summary(run: Run) -> dict[str, object]:
