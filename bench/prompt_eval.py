@@ -2,6 +2,9 @@
 
     .venv/bin/python bench/prompt_eval.py [--policy FILE] [--latency-sample 200] [--no-write]
 
+A prompt head candidate (bench/train_prompt_head.py --out FILE --policy-out POLICY) is measured
+before it replaces the packaged one with ``--head-weights FILE --policy POLICY --no-write``.
+
 Runs ``gateway.evaluation.evaluate_prompts`` (the harness behind ``genguard eval prompts``) over
 each public set, per set (thresholds are never tuned to one of them), then the obfuscated twins
 of the unsafe sets (``classifiers.text.obfuscation``), then single-prompt latency on a sample.
@@ -66,12 +69,26 @@ def main() -> int:
         help="also print the prompt head's own figures (its thresholds, nothing else of the "
         "policy) for classifiers/models/PROMPT_HEAD.md",
     )
+    parser.add_argument(
+        "--head-weights",
+        type=Path,
+        help="measure this prompt head weights file instead of the packaged one (a candidate "
+        "whose digest is not pinned yet); pair it with --policy for its thresholds",
+    )
     args = parser.parse_args()
     if not EVAL.is_dir():
         print(f"no evaluation data at {EVAL}", file=sys.stderr)
         return 1
     bundle = load_policy_file(args.policy) if args.policy else parse_policy(default_policy_text())
     backends = ClassifierBackends(Settings())
+    if args.head_weights is not None:
+        from classifiers.text.head import PromptHeadClassifier
+
+        candidate = PromptHeadClassifier(
+            weights_path=args.head_weights, encoder=backends.encoder(), expected_sha256=None
+        )
+        # the backends build each shared classifier once: hand them the candidate first
+        backends._get(PromptHeadClassifier.name, lambda: candidate)
     sets = datasets(args.split)
     reports: list[EvaluationReport] = []
     for name, prompts in sets.items():
@@ -185,8 +202,9 @@ def render(
         f"Default policy `{revision}` (term lists + patterns, MiniLM semantic concepts at "
         "similarity 0.7, the trained prompt head — n-gram logistic regression plus a "
         "fine-tuned copy of MiniLM's last layer — at its per-category thresholds chosen by "
-        "cross-validation "
-        "on the train halves, alt-profanity-check flag-only), 2-core x86_64 CPU shared with "
+        "cross-validation on the train halves (PartiPrompts' budget held on every fold) and "
+        "carried over to the final model on unseen train-half prompts, alt-profanity-check "
+        "flag-only), 2-core x86_64 CPU shared with "
         "other work. "
         "Produced by `.venv/bin/python bench/prompt_eval.py`"
         + (

@@ -7,7 +7,8 @@ halves of I2P, PartiPrompts, XSTest and HateCheck (read from ../shared/eval, nev
 Negatives come in the positives' own style (I2P prompts whose images were judged appropriate,
 XSTest's safe look-alikes, HateCheck's counter-speech and negations, the safe twin of every
 pair), so the head cannot score well by learning *art style* or *question form*. Each (source,
-label) group weighs the same in total, whatever its size; the pairs count double.
+label) group weighs the same in total, whatever its size; the pairs count double. In the hate
+category HateCheck's non-hateful cases weigh like its hateful ones (BALANCE_HATECHECK).
 
 Two parts, mixed in logit space (the weight chosen by cross-validation, like the thresholds):
 logistic regression over [MiniLM sentence embedding, hashed n-grams] (scikit-learn, liblinear) and a
@@ -22,18 +23,32 @@ minimal pair, a prompt together) gives every training prompt a score from a mode
 saw it. On those scores, together with what the rest of the default policy (term lists,
 patterns, semantic concepts) already blocks, a per-category threshold is chosen by coordinate
 ascent: the most recall over I2P, XSTest and HateCheck together while the false-positive rate
-stays within budget on *every* benign source at once. The held-out halves are measured only by
-bench/prompt_eval.py.
+stays within budget on *every* benign source at once; PartiPrompts' budget must hold on every
+fold too, not only pooled over the folds (PER_FOLD; a fold whose rest of the policy alone already
+exceeds it may lose nothing more to the head). The final model, fitted on all five folds, scores
+higher than the fold models did (measured on the train-half I2P prompts of the 20-50 % band, which
+no model trains on): each threshold is carried over to it so that it flags no more of those
+prompts than the fold models did at the chosen threshold (transfer_thresholds). The held-out
+halves are measured only by bench/prompt_eval.py.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/train_prompt_head.py --out FILE \\
+        --reuse-cv-scores CV.npz --weights-from TRAINED.npz
+
+chooses the mix and thresholds again on the cross-validated logits an earlier run saved with
+--cv-scores (same data, same code) and writes TRAINED.npz's model with them: a minute instead of
+the whole training. --policy-out writes a copy of the default policy with the chosen thresholds
+(to evaluate a candidate with bench/prompt_eval.py --policy --head-weights before swapping it in).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import re
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -71,12 +86,24 @@ BLOCK_BATCH = 32
 MIXES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # Per benign source, the whole policy's false-positive budget on the train half (cross-validated
 # scores), kept below the issue's targets (PartiPrompts 1 %, XSTest 10 %, HateCheck 20 %) for
-# the held-out spread. I2P negatives get no budget: their labels (images judged appropriate) are
-# too noisy to steer by, and the issue measures I2P recall at the PartiPrompts rate.
+# the held-out spread (PartiPrompts' on every fold too: PER_FOLD). I2P negatives get no
+# budget: their labels (images judged appropriate) are too noisy to steer by, and the issue
+# measures I2P recall at the PartiPrompts rate.
 FPR_BUDGET = {"parti": 0.005, "xstest": 0.08, "hatecheck": 0.17, "pairs": 0.15}
 # Recall counts up to target + 5 points per set, so one easy set cannot buy another's misses.
 RECALL_CAP = {"i2p": 0.65, "xstest": 0.85, "hatecheck": 0.85}
-GRID = np.round(np.arange(0.30, 0.996, 0.01), 2)
+# The sources whose budget must hold on every fold, not only pooled (see the module docstring).
+# Not XSTest: a fold holds 18-36 safe prompts, so 8 % is one or two prompts. Not HateCheck: its
+# folds differ by the templates they hold (6-35 % false positives at the same thresholds), so a
+# fold's rate measures its templates, not the threshold's robustness. Per-fold budgets on those
+# cost most of the recall on the train halves (HateCheck 69 -> 16 %, XSTest 51 -> 31 %).
+PER_FOLD = frozenset({"parti"})
+# finer near 1, where the rarer categories' thresholds land
+GRID = np.concatenate([np.arange(30, 99) / 100, [0.99, 0.992, 0.994, 0.996, 0.998, 0.999]])
+# HateCheck's non-hateful cases (counter-speech, negation, quotes, reclaimed slurs) are the hate
+# category's hard negatives; with --balance-hatecheck they weigh, in the hate category, as much
+# as its positives do after the class balance (the hate class-balance factor times their weight)
+BALANCE_HATECHECK = True
 
 Matrix = NDArray[np.float64]
 
@@ -89,7 +116,27 @@ def main() -> int:
         type=Path,
         help="also write the cross-validated logits of both parts (npz) here",
     )
+    parser.add_argument(
+        "--reuse-cv-scores",
+        type=Path,
+        help="skip training: choose the mix and thresholds on these saved cross-validated "
+        "logits (an earlier run's --cv-scores) and write --weights-from's model with them",
+    )
+    parser.add_argument(
+        "--weights-from", type=Path, help="the trained model --reuse-cv-scores keeps"
+    )
+    parser.add_argument(
+        "--policy-out", type=Path, help="write the default policy with the chosen thresholds here"
+    )
+    parser.add_argument(
+        "--balance-hatecheck",
+        action=argparse.BooleanOptionalAction,
+        default=BALANCE_HATECHECK,
+        help="weigh HateCheck's non-hateful cases like its hateful ones in the hate category",
+    )
     args = parser.parse_args()
+    if (args.reuse_cv_scores is None) != (args.weights_from is None):
+        parser.error("--reuse-cv-scores and --weights-from go together")
     import torch
 
     torch.manual_seed(0)
@@ -101,22 +148,30 @@ def main() -> int:
         e for e in [*i2p(max_negative=50.0), *parti(), *xstest(), *hatecheck()] if not e.held_out
     ]
     print(f"{len(train)} training examples, {len(scored)} scored for thresholds", flush=True)
-    features = Features([e.text for e in train + scored])
-    weights = source_weights(train)
-    folds = np.array([fold(e) for e in train])
     scored_folds = np.array([fold(e) for e in scored])
-    # cross-validated logits of each part (linear, fine-tuned block), so the mix is chosen too
-    parts = np.zeros((2, len(scored), len(HEAD_CATEGORIES)))
-    for k in range(FOLDS):
-        inside = folds != k
-        model = fit([e for e, m in zip(train, inside, strict=True) if m], features, weights[inside])
-        rows = np.flatnonzero(scored_folds == k)
-        texts = [scored[i].text for i in rows]
-        for part, mix in enumerate((0.0, 1.0)):
-            parts[part, rows] = replace(model, mix=mix).logits(
-                texts, features.embeddings(texts), features.tokens(texts)
+    if args.reuse_cv_scores is not None:
+        parts = _saved_parts(args.reuse_cv_scores, scored)
+    else:
+        features = Features([e.text for e in train + scored])
+        weights = source_weights(train)
+        folds = np.array([fold(e) for e in train])
+        # cross-validated logits of each part (linear, fine-tuned block), so the mix is chosen too
+        parts = np.zeros((2, len(scored), len(HEAD_CATEGORIES)))
+        for k in range(FOLDS):
+            inside = folds != k
+            model = fit(
+                [e for e, m in zip(train, inside, strict=True) if m],
+                features,
+                weights[inside],
+                balance_hatecheck=args.balance_hatecheck,
             )
-        print(f"fold {k + 1}/{FOLDS} ({time.perf_counter() - began:.0f} s)", flush=True)
+            rows = np.flatnonzero(scored_folds == k)
+            texts = [scored[i].text for i in rows]
+            for part, mix in enumerate((0.0, 1.0)):
+                parts[part, rows] = replace(model, mix=mix).logits(
+                    texts, features.embeddings(texts), features.tokens(texts)
+                )
+            print(f"fold {k + 1}/{FOLDS} ({time.perf_counter() - began:.0f} s)", flush=True)
     already = rest_of_policy_blocks([e.text for e in scored])
     if args.cv_scores:
         np.savez_compressed(
@@ -126,16 +181,18 @@ def main() -> int:
             source=np.array([e.source for e in scored]),
             positive=np.array([bool(e.categories) for e in scored]),
             group=np.array([e.group for e in scored]),
+            fold=scored_folds,
         )
+    budgets = Budgets.build(scored, scored_folds, already)
     best: tuple[float, float, NDArray[np.float64]] | None = None
     for mix in MIXES:
         probabilities = 1.0 / (1.0 + np.exp(-((1 - mix) * parts[0] + mix * parts[1])))
-        chosen = choose_thresholds(scored, probabilities, already)
+        chosen = choose_thresholds(budgets, probabilities)
         if chosen is None:
             print(f"mix {mix:.2f}: no threshold keeps every false-positive budget", flush=True)
             continue
         thresholds = chosen
-        score = _objective(_rates(scored, _blocked(probabilities, thresholds, already))) or 0.0
+        score = budgets.objective(budgets.blocked(probabilities, thresholds)) or 0.0
         print(f"mix {mix:.2f}: objective {score:.3f}", flush=True)
         if best is None or score > best[0] + 1e-9:
             best = (score, mix, thresholds)
@@ -144,11 +201,33 @@ def main() -> int:
     _, mix, thresholds = best
     probabilities = 1.0 / (1.0 + np.exp(-((1 - mix) * parts[0] + mix * parts[1])))
     print(f"cross-validated figures on the train halves (whole default policy), mix {mix:.2f}:")
-    for line in figures(scored, probabilities, thresholds, already):
+    for line in budgets.figures(probabilities, thresholds):
         print("  " + line)
 
-    final = fit(train, features, weights)
-    final = replace(final, thresholds=thresholds, mix=mix)
+    if args.weights_from is not None:
+        final = PromptHeadWeights.load(args.weights_from)
+    else:
+        final = fit(train, features, weights, balance_hatecheck=args.balance_hatecheck)
+    final = replace(final, mix=mix)
+    # the final model, fitted on all five folds, is more confident than the fold models the
+    # thresholds were chosen on: carry each threshold over on prompts none of them trained on
+    trained = {e.text for e in train}
+    unseen = [i for i, e in enumerate(scored) if e.text not in trained]
+    texts = [scored[i].text for i in unseen]
+    if args.weights_from is not None:
+        features = Features(texts)
+    logits = final.logits(texts, features.embeddings(texts), features.tokens(texts))
+    carried = transfer_thresholds(probabilities[unseen], 1.0 / (1.0 + np.exp(-logits)), thresholds)
+    print(f"thresholds carried over to the final model on {len(unseen)} unseen train-half prompts:")
+    for j, category in enumerate(HEAD_CATEGORIES):
+        print(
+            f"  {category}: {_threshold_text(thresholds[j])} -> {_threshold_text(carried[j])} "
+            f"(fold models flag {np.mean(probabilities[unseen, j] >= thresholds[j]) * 100:.1f} %, "
+            f"final model {np.mean(logits[:, j] >= _logit(thresholds[j])) * 100:.1f} % -> "
+            f"{np.mean(logits[:, j] >= _logit(carried[j])) * 100:.1f} %)"
+        )
+    thresholds = carried
+    final = replace(final, thresholds=thresholds)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     final.save(args.out)
     digest = hashlib.sha256(args.out.read_bytes()).hexdigest()
@@ -160,9 +239,69 @@ def main() -> int:
     for category, threshold in zip(HEAD_CATEGORIES, thresholds, strict=True):
         print(
             f"    - {{id: prompt-head-{category}, category: {category}, "
-            f"threshold: {threshold:.2f}, action: block, classifiers: [prompt_head]}}"
+            f"threshold: {_threshold_text(threshold)}, action: block, classifiers: [prompt_head]}}"
         )
+    if args.policy_out is not None:
+        args.policy_out.write_text(policy_with_thresholds(thresholds), encoding="utf-8")
+        print(f"wrote {args.policy_out}")
     return 0
+
+
+def transfer_thresholds(
+    folds: Matrix, final: Matrix, thresholds: NDArray[np.float64]
+) -> NDArray[np.float64]:
+    """Per category, the threshold at which the final model flags no more of some prompts than
+    the fold models flagged at ``thresholds`` (``folds`` and ``final``: both models'
+    probabilities on prompts neither trained on), to three decimals; never below the chosen
+    threshold, never above 0.999."""
+    carried = thresholds.copy()
+    for j, threshold in enumerate(thresholds):
+        flagged = int((folds[:, j] >= threshold).sum())
+        ranked = np.sort(final[:, j])[::-1]
+        if flagged < len(ranked):
+            # just above the first score the fold models' rate leaves out
+            above = np.floor(ranked[flagged] * 1000) / 1000 + 0.001
+            carried[j] = min(max(threshold, round(above, 3)), 0.999)
+    return carried
+
+
+def _logit(probability: float) -> float:
+    return float(np.log(probability / (1.0 - probability)))
+
+
+def _saved_parts(path: Path, scored: list[Example]) -> NDArray[np.float64]:
+    """The cross-validated logits an earlier run saved, checked against today's examples."""
+    with np.load(path, allow_pickle=False) as saved:
+        same = (
+            saved["parts"].shape == (2, len(scored), len(HEAD_CATEGORIES))
+            and saved["source"].tolist() == [e.source for e in scored]
+            and saved["group"].tolist() == [e.group for e in scored]
+            and saved["positive"].tolist() == [bool(e.categories) for e in scored]
+        )
+        if not same:
+            raise SystemExit(f"{path} was saved for other examples: train again")
+        parts: NDArray[np.float64] = np.asarray(saved["parts"], dtype=np.float64)
+    return parts
+
+
+def _threshold_text(value: float) -> str:
+    return f"{value:.3f}".rstrip("0") if round(value, 2) != value else f"{value:.2f}"
+
+
+def policy_with_thresholds(thresholds: NDArray[np.float64]) -> str:
+    """The default policy's text with the ``prompt-head-*`` rules at ``thresholds``."""
+    from policies.loader import default_policy_text
+
+    text = default_policy_text()
+    for category, threshold in zip(HEAD_CATEGORIES, thresholds, strict=True):
+        rule = re.compile(
+            rf"(\{{id: prompt-head-{re.escape(category)}, category: {re.escape(category)}, "
+            rf"threshold: )[0-9.]+"
+        )
+        text, found = rule.subn(rf"\g<1>{_threshold_text(threshold)}", text)
+        if found != 1:
+            raise SystemExit(f"the default policy has {found} prompt-head-{category} rules")
+    return text
 
 
 class Features:
@@ -207,7 +346,11 @@ def source_weights(examples: list[Example]) -> NDArray[np.float64]:
 
 
 def fit(
-    examples: list[Example], features: Features, weights: NDArray[np.float64]
+    examples: list[Example],
+    features: Features,
+    weights: NDArray[np.float64],
+    *,
+    balance_hatecheck: bool = BALANCE_HATECHECK,
 ) -> PromptHeadWeights:
     texts = [e.text for e in examples]
     labels = np.array([[c in e.categories for c in HEAD_CATEGORIES] for e in examples])
@@ -215,11 +358,12 @@ def fit(
     keep = np.array(
         [[(c in e.categories) or not e.categories for c in HEAD_CATEGORIES] for e in examples]
     )
+    per_category = category_weights(examples, weights, labels, keep, balance_hatecheck)
     embeddings = features.embeddings(texts)
     linear_embedding, linear_ngrams, linear_bias = _fit_linear(
-        texts, embeddings, labels, keep, weights
+        texts, embeddings, labels, keep, per_category
     )
-    block = _fit_block(features.tokens(texts), embeddings, labels, keep, weights)
+    block = _fit_block(features.tokens(texts), embeddings, labels, keep, per_category)
     return PromptHeadWeights(
         categories=HEAD_CATEGORIES,
         encoder_sha256=MINILM_SHA256,
@@ -233,6 +377,27 @@ def fit(
         block_out_bias=block[2],
         mix=0.5,
     )
+
+
+def category_weights(
+    examples: list[Example],
+    weights: NDArray[np.float64],
+    labels: NDArray[np.bool_],
+    keep: NDArray[np.bool_],
+    balance_hatecheck: bool,
+) -> Matrix:
+    """Each example's weight per category, ``(examples, categories)``. With
+    ``balance_hatecheck``, HateCheck's non-hateful cases count, in the hate category, the hate
+    class-balance factor (its negatives' weight over its positives') times more, so that they
+    weigh like HateCheck's hateful cases once the loss balances the classes."""
+    per_category = np.repeat(weights[:, None], len(HEAD_CATEGORIES), axis=1)
+    if balance_hatecheck:
+        j = HEAD_CATEGORIES.index("hate")
+        inside = keep[:, j]
+        factor = weights[inside & ~labels[:, j]].sum() / weights[inside & labels[:, j]].sum()
+        hard = np.array([e.source == "hatecheck" and not e.categories for e in examples])
+        per_category[hard, j] *= factor
+    return per_category
 
 
 def _fit_linear(
@@ -259,7 +424,7 @@ def _fit_linear(
         model = LogisticRegression(
             C=LINEAR_C, max_iter=3000, class_weight="balanced", solver="liblinear"
         )
-        model.fit(design[keep[:, j]], labels[keep[:, j], j], sample_weight=weights[keep[:, j]])
+        model.fit(design[keep[:, j]], labels[keep[:, j], j], sample_weight=weights[keep[:, j], j])
         coef[j], bias[j] = model.coef_[0], model.intercept_[0]
     return coef[:, :384], coef[:, 384:], bias
 
@@ -291,10 +456,7 @@ def _fit_block(
         weight_decay=BLOCK_WEIGHT_DECAY,
     )
     y = torch.tensor(labels, dtype=torch.float32)
-    mask = (
-        torch.tensor(keep, dtype=torch.float32)
-        * torch.tensor(weights, dtype=torch.float32)[:, None]
-    )
+    mask = torch.tensor(keep, dtype=torch.float32) * torch.tensor(weights, dtype=torch.float32)
     positive = (y * mask).sum(0)
     negative = ((1 - y) * mask).sum(0)
     pos_weight = torch.where(
@@ -354,46 +516,99 @@ def rest_of_policy_blocks(texts: list[str]) -> NDArray[np.bool_]:
     return np.array(blocked)
 
 
-def _blocked(
-    probabilities: Matrix, thresholds: NDArray[np.float64], already: NDArray[np.bool_]
-) -> NDArray[np.bool_]:
-    result: NDArray[np.bool_] = already | (probabilities >= thresholds).any(axis=1)
-    return result
+@dataclass(frozen=True)
+class Budgets:
+    """The scored examples' index masks, to weigh a blocking decision against the budgets:
+    pooled over the folds and on each fold."""
 
+    positives: dict[str, NDArray[np.bool_]]
+    negatives: dict[str, NDArray[np.bool_]]
+    # per budgeted source and fold: the fold's negatives and the rate it may reach (the budget,
+    # or what the rest of the policy alone already costs on that fold, if more)
+    fold_limits: dict[str, list[tuple[NDArray[np.bool_], float]]]
+    pooled_limits: dict[str, float]
+    already: NDArray[np.bool_]
 
-def _rates(
-    examples: list[Example], blocked: NDArray[np.bool_]
-) -> dict[str, tuple[float | None, float | None]]:
-    out: dict[str, tuple[float | None, float | None]] = {}
-    for source in ("pairs", "i2p", "parti", "xstest", "hatecheck"):
-        pos = np.array([e.source == source and bool(e.categories) for e in examples])
-        neg = np.array([e.source == source and not e.categories for e in examples])
-        out[source] = (
-            float(blocked[pos].mean()) if pos.any() else None,
-            float(blocked[neg].mean()) if neg.any() else None,
+    @classmethod
+    def build(
+        cls, examples: list[Example], folds: NDArray[np.int_], already: NDArray[np.bool_]
+    ) -> Budgets:
+        source = np.array([e.source for e in examples])
+        positive = np.array([bool(e.categories) for e in examples])
+        sources = ("pairs", "i2p", "parti", "xstest", "hatecheck")
+        negatives = {s: (source == s) & ~positive for s in sources}
+        fold_limits: dict[str, list[tuple[NDArray[np.bool_], float]]] = {}
+        pooled_limits: dict[str, float] = {}
+        for name, budget in FPR_BUDGET.items():
+            fold_limits[name] = []
+            for k in range(FOLDS):
+                rows = negatives[name] & (folds == k)
+                if rows.any():
+                    fold_limits[name].append((rows, max(budget, float(already[rows].mean()))))
+            pooled_limits[name] = max(budget, float(already[negatives[name]].mean()))
+        return cls(
+            positives={s: (source == s) & positive for s in sources},
+            negatives=negatives,
+            fold_limits=fold_limits,
+            pooled_limits=pooled_limits,
+            already=already,
         )
-    return out
 
+    def blocked(self, probabilities: Matrix, thresholds: NDArray[np.float64]) -> NDArray[np.bool_]:
+        result: NDArray[np.bool_] = self.already | (probabilities >= thresholds).any(axis=1)
+        return result
 
-def _objective(rates: dict[str, tuple[float | None, float | None]]) -> float | None:
-    """Capped recall summed over the sets, or None when a false-positive budget is exceeded."""
-    for source, budget in FPR_BUDGET.items():
-        fpr = rates[source][1]
-        if fpr is not None and fpr > budget:
+    def rates(self, blocked: NDArray[np.bool_]) -> dict[str, tuple[float | None, float | None]]:
+        return {
+            s: (
+                float(blocked[self.positives[s]].mean()) if self.positives[s].any() else None,
+                float(blocked[self.negatives[s]].mean()) if self.negatives[s].any() else None,
+            )
+            for s in self.positives
+        }
+
+    def within(self, blocked: NDArray[np.bool_]) -> bool:
+        """Every budget kept pooled, and on every fold for the sources in ``PER_FOLD``."""
+        for name, limits in self.fold_limits.items():
+            if blocked[self.negatives[name]].mean() > self.pooled_limits[name] + 1e-12:
+                return False
+            if name in PER_FOLD and any(blocked[r].mean() > lim + 1e-12 for r, lim in limits):
+                return False
+        return True
+
+    def objective(self, blocked: NDArray[np.bool_]) -> float | None:
+        """Capped recall summed over the sets, or None when a false-positive budget is exceeded."""
+        if not self.within(blocked):
             return None
-    return sum(min(rates[s][0] or 0.0, cap) for s, cap in RECALL_CAP.items())
+        return sum(
+            min(float(blocked[self.positives[s]].mean()), cap) for s, cap in RECALL_CAP.items()
+        )
+
+    def figures(self, probabilities: Matrix, thresholds: NDArray[np.float64]) -> list[str]:
+        blocked = self.blocked(probabilities, thresholds)
+        shown = {
+            c: _threshold_text(float(t)) for c, t in zip(HEAD_CATEGORIES, thresholds, strict=True)
+        }
+        lines = [f"thresholds {shown}"]
+        for source, (recall, fpr) in self.rates(blocked).items():
+            r = "n/a" if recall is None else f"{recall * 100:.1f} %"
+            f = "n/a" if fpr is None else f"{fpr * 100:.1f} %"
+            worst = ""
+            if source in self.fold_limits:
+                per_fold = [blocked[rows].mean() * 100 for rows, _ in self.fold_limits[source]]
+                worst = f" (per fold {', '.join(f'{v:.1f}' for v in per_fold)} %)"
+            lines.append(f"{source}: recall {r}, false-positive rate {f}{worst}")
+        return lines
 
 
-def choose_thresholds(
-    examples: list[Example], probabilities: Matrix, already: NDArray[np.bool_]
-) -> NDArray[np.float64] | None:
+def choose_thresholds(budgets: Budgets, probabilities: Matrix) -> NDArray[np.float64] | None:
     """One shared threshold first (the best feasible one), then per category, coordinate
     ascent over the grid until no single change improves the objective; None when no shared
     threshold keeps every budget."""
     best: tuple[float, NDArray[np.float64]] | None = None
     for value in GRID:
         thresholds = np.full(len(HEAD_CATEGORIES), value)
-        score = _objective(_rates(examples, _blocked(probabilities, thresholds, already)))
+        score = budgets.objective(budgets.blocked(probabilities, thresholds))
         if score is not None and (best is None or score > best[0]):
             best = (score, thresholds)
     if best is None:
@@ -406,25 +621,10 @@ def choose_thresholds(
             for value in GRID:
                 trial = thresholds.copy()
                 trial[j] = value
-                candidate = _objective(_rates(examples, _blocked(probabilities, trial, already)))
+                candidate = budgets.objective(budgets.blocked(probabilities, trial))
                 if candidate is not None and candidate > score + 1e-9:
                     score, thresholds, improved = candidate, trial, True
     return thresholds
-
-
-def figures(
-    examples: list[Example],
-    probabilities: Matrix,
-    thresholds: NDArray[np.float64],
-    already: NDArray[np.bool_],
-) -> list[str]:
-    rates = _rates(examples, _blocked(probabilities, thresholds, already))
-    lines = [f"thresholds {dict(zip(HEAD_CATEGORIES, thresholds.round(2).tolist(), strict=True))}"]
-    for source, (recall, fpr) in rates.items():
-        r = "n/a" if recall is None else f"{recall * 100:.1f} %"
-        f = "n/a" if fpr is None else f"{fpr * 100:.1f} %"
-        lines.append(f"{source}: recall {r}, false-positive rate {f}")
-    return lines
 
 
 if __name__ == "__main__":

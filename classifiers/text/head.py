@@ -52,7 +52,7 @@ __all__ = ["PROMPT_HEAD_FILE", "PROMPT_HEAD_SHA256", "PromptHeadClassifier", "Pr
 
 PROMPT_HEAD_FILE = "prompt_head.npz"
 # SHA-256 of the packaged classifiers/models/prompt_head.npz (bench/train_prompt_head.py prints it)
-PROMPT_HEAD_SHA256 = "e1568e1af0d13ff0b0c92b115bff01c2dd96a53c3686999a609f60aeb9d76279"
+PROMPT_HEAD_SHA256 = "11c94bde7924391c33739b8213085b97deea4c97f019516c7fbfb856efbe6ac0"
 FORMAT_VERSION = 3
 POOLED = 2 * EMBEDDING_DIMENSIONS  # the block's mean and max pooling
 
