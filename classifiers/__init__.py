@@ -9,8 +9,9 @@ The names below are imported on first access (PEP 562), so ``import classifiers.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from genguard_lazy import lazy_exports
 
 if TYPE_CHECKING:
     from classifiers.base import (
@@ -109,17 +110,6 @@ __all__ = [
     "normalize_prompt",
     "parse_category",
 ]
-assert set(__all__) == set(_WHERE), "classifiers.__all__ and _WHERE disagree"
 
 
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'classifiers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -15,8 +15,9 @@ import c2pa, OpenCV and SciPy (signing, watermarks) with it.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from genguard_lazy import lazy_exports
 
 if TYPE_CHECKING:
     from provenance.credentials import (
@@ -126,17 +127,5 @@ __all__ = [
     "verify_asset",
 ]
 
-assert set(__all__) == set(_WHERE), "provenance.__all__ and _WHERE disagree"
 
-
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'provenance' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_WHERE))
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

@@ -6,8 +6,9 @@ The names below are imported on first access (PEP 562): importing one image clas
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from genguard_lazy import lazy_exports
 
 if TYPE_CHECKING:
     from classifiers.image.nudenet import Detection, NudeNetClassifier
@@ -20,10 +21,4 @@ _WHERE = {
 __all__ = ["Detection", "NudeNetClassifier"]
 
 
-def __getattr__(name: str) -> object:
-    module = _WHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module 'classifiers.image' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
