@@ -411,6 +411,12 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="per latency run")
     parser.add_argument("--requests-on", type=int, default=200, help="per run, stages on")
     parser.add_argument("--levels", default="1,8,32,128")
+    parser.add_argument(
+        "--latency-workers",
+        type=int,
+        default=1,
+        help="gateway worker processes of the latency rows",
+    )
     parser.add_argument("--throughput-workers", default="1,2,4")
     parser.add_argument("--throughput-requests", type=int, default=2000)
     parser.add_argument("--throughput-concurrency", type=int, default=32)
@@ -459,7 +465,7 @@ def main() -> None:
                 if args.only != "latency-off":
                     setups.append(("default stages on", None, args.requests_on))
                 for name, policy, count in setups:
-                    with gateway(tmp, upstream, workers=1, policy=policy) as gw:
+                    with gateway(tmp, upstream, workers=args.latency_workers, policy=policy) as gw:
                         runs[name] = {
                             c: load(name, f"{gw.base_url}/v1", gw.key, c, count, gw.cpu_s)
                             for c in levels
