@@ -41,25 +41,22 @@ import secrets
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
-import uvicorn
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from gateway.app import create_app  # noqa: E402
-from gateway.embedded_redis import free_port  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
+from tests.serving import serve_in_thread  # noqa: E402
 
 SPEECH = (
     "The lighthouse keeper climbed the spiral stairs each evening, trimmed the wick, wound the "
@@ -68,25 +65,9 @@ SPEECH = (
 )
 
 
-@contextmanager
-def serve(settings: Settings) -> Iterator[str]:
-    port = free_port()
-    config = uvicorn.Config(
-        create_app(settings), host="127.0.0.1", port=port, log_level="warning", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 300
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise SystemExit("the gateway did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+def serve(settings: Settings) -> AbstractContextManager[str]:
+    """The gateway in a thread of this process (the test suite's ``serve_in_thread``)."""
+    return serve_in_thread(create_app(settings), startup_timeout_s=300)
 
 
 def policy_file(directory: Path, variant: str) -> Path:

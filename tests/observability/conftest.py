@@ -15,22 +15,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from gateway.app import create_app
 from gateway.settings import ObservabilitySettings, Settings
 from tests.e2e.conftest import RunningGateway, make_key
+from tests.policy_texts import term_seed
 from tests.serving import serve_in_thread
 
-POLICY = """\
-id: observability-test
-prompt:
-  classifiers: [term_list]
-  terms:
-    sexual: [nude]
-    illicit: [lighthouse]
-  rules:
-    - {id: prompt-sexual, category: sexual, threshold: 0.5, action: block}
-    - {id: prompt-illicit, category: illicit, threshold: 0.5, action: allow}
-output:
-  image:
-    classifiers: []
-"""
+POLICY = term_seed("observability-test")
 
 _SPANS = InMemorySpanExporter()
 
