@@ -70,6 +70,10 @@ class PocketSphinxRecognizer:
         pcm = to_pcm16(clip)
         with self._lock:
             try:
+                # A fresh feature pipeline per clip: pocketsphinx otherwise carries its cepstral
+                # mean from the previous utterance into this one, so one clip's transcript would
+                # depend on the clip (another tenant's, perhaps) decoded before it.
+                self._decoder.reinit_feat()
                 self._decoder.start_utt()
                 self._decoder.process_raw(pcm, full_utt=True)
                 self._decoder.end_utt()

@@ -141,3 +141,17 @@ def test_an_empty_clip_gives_an_empty_transcript_and_no_evidence(
     [scores] = classifier.classify([AudioClip(np.zeros(0, np.float32), 16_000)])
     assert scores == Scores("transcript")
     assert classifier.classify([]) == []
+
+
+def test_a_clip_is_heard_the_same_whatever_was_decoded_before_it(
+    recognizer: PocketSphinxRecognizer,
+) -> None:
+    # pocketsphinx carries its cepstral mean from one utterance into the next unless its feature
+    # pipeline is reset; without the reset about one decode in six here differed from a fresh
+    # decoder's on the same clip (one 'kill myself' was heard as 'kill my sales' after a
+    # sentence about fruit)
+    clips = [speak(text) for text in (UNSAFE, SAFE, UNSAFE, SAFE, UNSAFE, SAFE)]
+    alone = [PocketSphinxRecognizer().transcribe(clip) for clip in clips]
+    order = np.random.default_rng(7).permutation(len(clips) * 3) % len(clips)
+    for index in order:
+        assert recognizer.transcribe(clips[index]) == alone[index]
