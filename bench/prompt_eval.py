@@ -23,7 +23,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.prompt_head_data import Example, hatecheck, i2p, parti, xstest  # noqa: E402
+from bench.prompt_head_data import (  # noqa: E402
+    Example,
+    benign_text,
+    hatecheck,
+    i2p,
+    parti,
+    xstest,
+)
 from classifiers.text.obfuscation import ATTACKS, obfuscate  # noqa: E402
 from gateway.backends import ClassifierBackends  # noqa: E402
 from gateway.evaluation import EvaluationReport, LabelledPrompt, evaluate_prompts  # noqa: E402
@@ -47,6 +54,7 @@ def datasets(split: str) -> dict[str, list[LabelledPrompt]]:
         "PartiPrompts (all benign)": pick(parti()),
         "XSTest v2 (positive: label unsafe)": pick(xstest()),
         "HateCheck (positive: label_gold hateful)": pick(hatecheck()),
+        "Everyday text (hand-written, all benign)": pick(benign_text()),
     }
 
 
@@ -200,12 +208,12 @@ def render(
         "## Prompt safety (issue #3)",
         "",
         f"Default policy `{revision}` (term lists + patterns, MiniLM semantic concepts at "
-        "similarity 0.7, the trained prompt head — n-gram logistic regression plus a "
-        "fine-tuned copy of MiniLM's last layer — at its per-category thresholds chosen by "
-        "cross-validation on the train halves (PartiPrompts' budget held on every fold) and "
-        "carried over to the final model on unseen train-half prompts, alt-profanity-check "
-        "flag-only), 2-core x86_64 CPU shared with "
-        "other work. "
+        "similarity 0.7, the trained prompt head — n-gram logistic regression plus fine-tuned "
+        "copies of MiniLM's top two layers — at its per-category thresholds chosen by "
+        "cross-validation on the train halves (PartiPrompts' budget held on every fold, "
+        "XSTest's and HateCheck's with a fold-spread margin, 1 % on hand-written everyday "
+        "text) and carried over to the final model on unseen train-half prompts, "
+        "alt-profanity-check flag-only), 2-core x86_64 CPU, nothing else running. "
         "Produced by `.venv/bin/python bench/prompt_eval.py`"
         + (
             " on the **held-out halves** (the prompt head trained on the other halves; "

@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 EVAL = ROOT.parent / "shared" / "eval"
 PAIRS = ROOT / "bench" / "data" / "prompt_minimal_pairs.tsv"
+BENIGN = ROOT / "bench" / "data" / "prompt_benign_text.txt"
 
 # The head's outputs: parent categories (sub-categories train their parent).
 HEAD_CATEGORIES = ("sexual", "violence", "self-harm", "hate", "harassment", "illicit")
@@ -73,7 +74,7 @@ XSTEST_KEYWORDS = (
 @dataclass(frozen=True, slots=True)
 class Example:
     text: str
-    source: str  # pairs | i2p | parti | xstest | hatecheck
+    source: str  # pairs | benign | i2p | parti | xstest | hatecheck
     categories: frozenset[str]  # empty: benign
     held_out: bool
     group: str = ""  # the set's own sub-category, for per-group figures
@@ -97,6 +98,16 @@ def minimal_pairs() -> list[Example]:
             out.append(Example(unsafe, "pairs", frozenset({category}), False, category, key))
             out.append(Example(safe, "pairs", frozenset(), False, category, key))
     return out
+
+
+def benign_text() -> list[Example]:
+    """Hand-written everyday text (``bench/data/prompt_benign_text.txt``, written for GenGuard):
+    chat requests, product and technical sentences, text for a speech voice, friendly posts,
+    image prompts with dark but harmless subjects. All benign; halved like the public sets, so
+    the held-out half measures false positives on ordinary text the head never saw."""
+    lines = BENIGN.read_text(encoding="utf-8").splitlines()
+    texts = list(dict.fromkeys(line.strip() for line in lines if line.strip()))
+    return [Example(t, "benign", frozenset(), held_out(t), "everyday", t) for t in texts]
 
 
 def i2p(*, min_positive: float = 50.0, max_negative: float = 20.0) -> list[Example]:
@@ -172,4 +183,4 @@ def hatecheck() -> list[Example]:
 
 
 def all_examples() -> list[Example]:
-    return [*minimal_pairs(), *i2p(), *parti(), *xstest(), *hatecheck()]
+    return [*minimal_pairs(), *benign_text(), *i2p(), *parti(), *xstest(), *hatecheck()]

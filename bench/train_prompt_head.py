@@ -11,12 +11,13 @@ label) group weighs the same in total, whatever its size; the pairs count double
 category HateCheck's non-hateful cases weigh like its hateful ones (BALANCE_HATECHECK).
 
 Two parts, mixed in logit space (the weight chosen by cross-validation, like the thresholds):
-logistic regression over [MiniLM sentence embedding, hashed n-grams] (scikit-learn, liblinear) and a
-fine-tuned copy of MiniLM's last layer (classifiers/text/finetuned.py), run on the token vectors
-that enter the original one and trained with the classification layer (torch, deterministic seed).
-The bottom five layers stay frozen, so their output is computed once and reused by every fold and
-epoch; only one layer is trained (about 20 s an epoch on one thread). Positives of other categories
-are left out of a category's negatives.
+logistic regression over [MiniLM sentence embedding, hashed n-grams] (scikit-learn, liblinear) and
+fine-tuned copies of MiniLM's top --depth layers (two by default; classifiers/text/finetuned.py),
+run on the token vectors that enter the lowest of the originals and trained with the
+classification layer (torch, deterministic seed). The layers below stay frozen, so their output
+is computed once and reused by every fold and epoch; only the copies are trained (about 20 s an
+epoch and layer on one thread). Positives of other categories are left out of a category's
+negatives.
 
 Thresholds: 5-fold cross-validation on the train halves (folds keep a HateCheck template, a
 minimal pair, a prompt together) gives every training prompt a score from a model that never
@@ -61,6 +62,7 @@ from bench.prompt_head_data import (  # noqa: E402
     HEAD_CATEGORIES,
     Example,
     all_examples,
+    benign_text,
     hatecheck,
     i2p,
     minimal_pairs,
@@ -68,7 +70,7 @@ from bench.prompt_head_data import (  # noqa: E402
     xstest,
 )
 from classifiers.text.encoder import MINILM_SHA256, shared_minilm_encoder  # noqa: E402
-from classifiers.text.finetuned import TopBlock  # noqa: E402
+from classifiers.text.finetuned import TopStack  # noqa: E402
 from classifiers.text.head import POOLED, PromptHeadWeights  # noqa: E402
 from classifiers.text.ngrams import NgramSpec, hashed_ngrams  # noqa: E402
 from classifiers.text.normalize import text_for_embedding  # noqa: E402
@@ -77,7 +79,9 @@ FOLDS = 5
 NGRAMS = NgramSpec(buckets=1 << 18, word_ngrams=(1, 2), char_ngrams=(3, 5))
 LINEAR_C = 10.0
 BLOCK_EPOCHS = 6
-BLOCK_LR = 4e-4  # the block (started from MiniLM's last layer)
+# how many of MiniLM's top layers are fine-tuned (copies; the originals stay frozen)
+BLOCK_DEPTH = 2
+BLOCK_LR = 4e-4  # the fine-tuned layers (started from MiniLM's)
 OUT_LR = 2e-3  # the classification layer (started at random)
 BLOCK_DROPOUT = 0.1
 BLOCK_WEIGHT_DECAY = 1e-2
@@ -88,8 +92,11 @@ MIXES = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 # scores), kept below the issue's targets (PartiPrompts 1 %, XSTest 10 %, HateCheck 20 %) for
 # the held-out spread (PartiPrompts' on every fold too: PER_FOLD). I2P negatives get no
 # budget: their labels (images judged appropriate) are too noisy to steer by, and the issue
-# measures I2P recall at the PartiPrompts rate.
-FPR_BUDGET = {"parti": 0.005, "xstest": 0.08, "hatecheck": 0.17, "pairs": 0.15}
+# measures I2P recall at the PartiPrompts rate. The hand-written everyday text
+# (bench/data/prompt_benign_text.txt: chat requests, technical and product sentences, text for a
+# speech voice) gets 1 %: without it nothing held the thresholds to ordinary sentences, and the
+# first two-layer head blocked "This clip carries signed provenance." as illicit.
+FPR_BUDGET = {"parti": 0.005, "xstest": 0.08, "hatecheck": 0.17, "pairs": 0.15, "benign": 0.01}
 # Recall counts up to target + 5 points per set, so one easy set cannot buy another's misses.
 RECALL_CAP = {"i2p": 0.65, "xstest": 0.85, "hatecheck": 0.85}
 # The sources whose budget must hold on every fold, not only pooled (see the module docstring).
@@ -98,6 +105,12 @@ RECALL_CAP = {"i2p": 0.65, "xstest": 0.85, "hatecheck": 0.85}
 # fold's rate measures its templates, not the threshold's robustness. Per-fold budgets on those
 # cost most of the recall on the train halves (HateCheck 69 -> 16 %, XSTest 51 -> 31 %).
 PER_FOLD = frozenset({"parti"})
+# The issue's false-positive targets. For these sources the pooled rate plus the standard error
+# of the per-fold rates must stay within the target too (the folds hold different HateCheck
+# templates and XSTest prompts, so the pooled rate alone says little about another set's):
+# measured on the depth-2 head's train halves, HateCheck's fold rates were 3.7-41.4 % around a
+# pooled 16.9 %, and the held-out half came to 27.5 %.
+FPR_TARGET = {"xstest": 0.10, "hatecheck": 0.20}
 # finer near 1, where the rarer categories' thresholds land
 GRID = np.concatenate([np.arange(30, 99) / 100, [0.99, 0.992, 0.994, 0.996, 0.998, 0.999]])
 # HateCheck's non-hateful cases (counter-speech, negation, quotes, reclaimed slurs) are the hate
@@ -129,6 +142,20 @@ def main() -> int:
         "--policy-out", type=Path, help="write the default policy with the chosen thresholds here"
     )
     parser.add_argument(
+        "--depth",
+        type=int,
+        default=BLOCK_DEPTH,
+        choices=(1, 2, 3),
+        help="how many of MiniLM's top layers to fine-tune copies of",
+    )
+    parser.add_argument(
+        "--fold-margin",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="XSTest and HateCheck: the pooled false-positive rate plus the standard error of "
+        "the per-fold rates must stay within the issue's target (FPR_TARGET)",
+    )
+    parser.add_argument(
         "--balance-hatecheck",
         action=argparse.BooleanOptionalAction,
         default=BALANCE_HATECHECK,
@@ -145,14 +172,16 @@ def main() -> int:
     # what thresholds are chosen on: the pairs and the train halves as bench/prompt_eval.py
     # reads them (I2P negatives: every prompt below 50 %)
     scored = minimal_pairs() + [
-        e for e in [*i2p(max_negative=50.0), *parti(), *xstest(), *hatecheck()] if not e.held_out
+        e
+        for e in [*benign_text(), *i2p(max_negative=50.0), *parti(), *xstest(), *hatecheck()]
+        if not e.held_out
     ]
     print(f"{len(train)} training examples, {len(scored)} scored for thresholds", flush=True)
     scored_folds = np.array([fold(e) for e in scored])
     if args.reuse_cv_scores is not None:
         parts = _saved_parts(args.reuse_cv_scores, scored)
     else:
-        features = Features([e.text for e in train + scored])
+        features = Features([e.text for e in train + scored], args.depth)
         weights = source_weights(train)
         folds = np.array([fold(e) for e in train])
         # cross-validated logits of each part (linear, fine-tuned block), so the mix is chosen too
@@ -164,6 +193,7 @@ def main() -> int:
                 features,
                 weights[inside],
                 balance_hatecheck=args.balance_hatecheck,
+                depth=args.depth,
             )
             rows = np.flatnonzero(scored_folds == k)
             texts = [scored[i].text for i in rows]
@@ -183,7 +213,7 @@ def main() -> int:
             group=np.array([e.group for e in scored]),
             fold=scored_folds,
         )
-    budgets = Budgets.build(scored, scored_folds, already)
+    budgets = Budgets.build(scored, scored_folds, already, args.fold_margin)
     best: tuple[float, float, NDArray[np.float64]] | None = None
     for mix in MIXES:
         probabilities = 1.0 / (1.0 + np.exp(-((1 - mix) * parts[0] + mix * parts[1])))
@@ -207,7 +237,9 @@ def main() -> int:
     if args.weights_from is not None:
         final = PromptHeadWeights.load(args.weights_from)
     else:
-        final = fit(train, features, weights, balance_hatecheck=args.balance_hatecheck)
+        final = fit(
+            train, features, weights, balance_hatecheck=args.balance_hatecheck, depth=args.depth
+        )
     final = replace(final, mix=mix)
     # the final model, fitted on all five folds, is more confident than the fold models the
     # thresholds were chosen on: carry each threshold over on prompts none of them trained on
@@ -215,7 +247,7 @@ def main() -> int:
     unseen = [i for i, e in enumerate(scored) if e.text not in trained]
     texts = [scored[i].text for i in unseen]
     if args.weights_from is not None:
-        features = Features(texts)
+        features = Features(texts, final.depth)
     logits = final.logits(texts, features.embeddings(texts), features.tokens(texts))
     carried = transfer_thresholds(probabilities[unseen], 1.0 / (1.0 + np.exp(-logits)), thresholds)
     print(f"thresholds carried over to the final model on {len(unseen)} unseen train-half prompts:")
@@ -305,10 +337,10 @@ def policy_with_thresholds(thresholds: NDArray[np.float64]) -> str:
 
 
 class Features:
-    """MiniLM sentence vectors and the token vectors entering its last layer (one forward pass
-    per distinct text)."""
+    """MiniLM sentence vectors and the token vectors entering its ``depth``-th layer from the top
+    (one forward pass per distinct text)."""
 
-    def __init__(self, texts: Sequence[str]) -> None:
+    def __init__(self, texts: Sequence[str], depth: int) -> None:
         encoder = shared_minilm_encoder()
         views = sorted({text_for_embedding(t)[1] for t in texts})
         self._row = {view: i for i, view in enumerate(views)}
@@ -317,7 +349,7 @@ class Features:
         for start in range(0, len(views), 512):
             chunk = views[start : start + 512]
             self._sentences[start : start + len(chunk)] = encoder.encode(chunk)
-            self._tokens.extend(encoder.encode_penultimate(chunk))
+            self._tokens.extend(encoder.encode_layer_input(chunk, depth))
         encoder.clear_cache()
 
     def embeddings(self, texts: Sequence[str]) -> Matrix:
@@ -351,6 +383,7 @@ def fit(
     weights: NDArray[np.float64],
     *,
     balance_hatecheck: bool = BALANCE_HATECHECK,
+    depth: int = BLOCK_DEPTH,
 ) -> PromptHeadWeights:
     texts = [e.text for e in examples]
     labels = np.array([[c in e.categories for c in HEAD_CATEGORIES] for e in examples])
@@ -363,7 +396,7 @@ def fit(
     linear_embedding, linear_ngrams, linear_bias = _fit_linear(
         texts, embeddings, labels, keep, per_category
     )
-    block = _fit_block(features.tokens(texts), embeddings, labels, keep, per_category)
+    block = _fit_block(features.tokens(texts), embeddings, labels, keep, per_category, depth)
     return PromptHeadWeights(
         categories=HEAD_CATEGORIES,
         encoder_sha256=MINILM_SHA256,
@@ -372,7 +405,7 @@ def fit(
         linear_embedding=linear_embedding,
         linear_ngrams=linear_ngrams,
         linear_bias=linear_bias,
-        block=block[0],
+        blocks=tuple(block[0]),
         block_out=block[1],
         block_out_bias=block[2],
         mix=0.5,
@@ -435,17 +468,18 @@ def _fit_block(
     labels: NDArray[np.bool_],
     keep: NDArray[np.bool_],
     weights: NDArray[np.float64],
-) -> tuple[dict[str, NDArray[np.float32]], Matrix, Matrix]:
-    """Fine-tune a copy of MiniLM's last layer (TopBlock, on the token vectors entering it)
-    and a linear layer over its pooled output and the sentence embedding: per-category weighted
-    binary cross-entropy (balanced per category), AdamW. Batches hold prompts of similar length
-    (less padding), in random order."""
+    depth: int,
+) -> tuple[list[dict[str, NDArray[np.float32]]], Matrix, Matrix]:
+    """Fine-tune copies of MiniLM's top ``depth`` layers (TopStack, on the token vectors
+    entering the lowest of them) and a linear layer over their pooled output and the sentence
+    embedding: per-category weighted binary cross-entropy (balanced per category), AdamW.
+    Batches hold prompts of similar length (less padding), in random order."""
     import torch
 
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
-    last_layer = shared_minilm_encoder().transformer_layers()[-1]
-    block = TopBlock.from_minilm(last_layer, dropout=BLOCK_DROPOUT)
+    top_layers = shared_minilm_encoder().transformer_layers()[-depth:]
+    block = TopStack.from_minilm(top_layers, dropout=BLOCK_DROPOUT)
     out = torch.nn.Linear(POOLED + 384, len(HEAD_CATEGORIES))
     dropout = torch.nn.Dropout(BLOCK_DROPOUT)
     optimiser = torch.optim.AdamW(
@@ -528,14 +562,19 @@ class Budgets:
     fold_limits: dict[str, list[tuple[NDArray[np.bool_], float]]]
     pooled_limits: dict[str, float]
     already: NDArray[np.bool_]
+    fold_margin: bool = True
 
     @classmethod
     def build(
-        cls, examples: list[Example], folds: NDArray[np.int_], already: NDArray[np.bool_]
+        cls,
+        examples: list[Example],
+        folds: NDArray[np.int_],
+        already: NDArray[np.bool_],
+        fold_margin: bool = True,
     ) -> Budgets:
         source = np.array([e.source for e in examples])
         positive = np.array([bool(e.categories) for e in examples])
-        sources = ("pairs", "i2p", "parti", "xstest", "hatecheck")
+        sources = ("pairs", "benign", "i2p", "parti", "xstest", "hatecheck")
         negatives = {s: (source == s) & ~positive for s in sources}
         fold_limits: dict[str, list[tuple[NDArray[np.bool_], float]]] = {}
         pooled_limits: dict[str, float] = {}
@@ -552,6 +591,7 @@ class Budgets:
             fold_limits=fold_limits,
             pooled_limits=pooled_limits,
             already=already,
+            fold_margin=fold_margin,
         )
 
     def blocked(self, probabilities: Matrix, thresholds: NDArray[np.float64]) -> NDArray[np.bool_]:
@@ -574,6 +614,11 @@ class Budgets:
                 return False
             if name in PER_FOLD and any(blocked[r].mean() > lim + 1e-12 for r, lim in limits):
                 return False
+            if name in FPR_TARGET and self.fold_margin:
+                rates = np.array([blocked[rows].mean() for rows, _ in limits])
+                error = rates.std(ddof=1) / np.sqrt(len(rates))
+                if blocked[self.negatives[name]].mean() + error > FPR_TARGET[name] + 1e-12:
+                    return False
         return True
 
     def objective(self, blocked: NDArray[np.bool_]) -> float | None:

@@ -6,8 +6,9 @@ publisher we do not otherwise know, so a changed file is refused rather than run
 L2-normalised (a dot product is the cosine similarity) and kept in a small LRU cache, so the
 classifiers that share one encoder (semantic concepts, the trained head) embed a prompt once.
 ``encode_tokens`` gives the contextual token vectors of the same forward pass, and
-``encode_penultimate`` the token vectors that enter MiniLM's last layer (the trained head runs its
-own fine-tuned copy of that layer on them); one pass fills every cache, whichever is asked first.
+``encode_layer_input`` the token vectors that enter one of MiniLM's top layers (the trained head
+runs its own fine-tuned copies of those layers on them; ``encode_penultimate``: the last layer's);
+one pass fills every cache, whichever is asked first.
 
 ``encode`` is CPU-bound and thread-safe; the pipeline calls it from the worker pool.
 """
@@ -62,10 +63,13 @@ class TokenEncoder(SentenceEncoder, Protocol):
 
 
 class LayeredTokenEncoder(TokenEncoder, Protocol):
-    """A token encoder that also exposes the token vectors entering its last layer."""
+    """A token encoder that also exposes the token vectors entering its top layers."""
 
-    def encode_penultimate(self, texts: Sequence[str]) -> list[NDArray[np.float32]]:
-        """CPU-bound; per text, ``(tokens, dimensions)``, from the same forward pass."""
+    def encode_layer_input(
+        self, texts: Sequence[str], from_top: int = 1
+    ) -> list[NDArray[np.float32]]:
+        """CPU-bound; per text, ``(tokens, dimensions)``: what enters the ``from_top``-th layer
+        counted from the top (1: the last layer), from the same forward pass."""
         ...
 
 
@@ -85,7 +89,10 @@ class MiniLMEncoder:
         # token vectors are ~20x larger than a sentence vector: a smaller cache, enough for the
         # classifiers of one request (or one batch) to share a forward pass
         self._token_cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
-        self._penultimate_cache: OrderedDict[str, NDArray[np.float32]] = OrderedDict()
+        # per layer counted from the top: the token vectors entering it (1: the last layer)
+        self._layer_input_caches: dict[int, OrderedDict[str, NDArray[np.float32]]] = {
+            1: OrderedDict()
+        }
         self._cache_size = cache_size
         self._token_cache_size = token_cache_size
         self._batch_size = batch_size
@@ -107,7 +114,20 @@ class MiniLMEncoder:
     def encode_penultimate(self, texts: Sequence[str]) -> list[NDArray[np.float32]]:
         """Per text, the token vectors entering MiniLM's last layer (``(tokens, 384)``, padding
         excluded), from the same forward pass as ``encode`` and ``encode_tokens``."""
-        return self._lookup(texts, self._penultimate_cache)
+        return self.encode_layer_input(texts, 1)
+
+    def encode_layer_input(
+        self, texts: Sequence[str], from_top: int = 1
+    ) -> list[NDArray[np.float32]]:
+        """Per text, the token vectors entering MiniLM's ``from_top``-th layer counted from the
+        top (``(tokens, 384)``, padding excluded; 1: the last layer), from the same forward pass
+        as ``encode``. Once a layer has been asked for, every later pass keeps its input too."""
+        layers = len(self.transformer_layers())
+        if not 1 <= from_top <= layers:
+            raise ValueError(f"from_top must lie in [1, {layers}], got {from_top}")
+        with self._lock:
+            cache = self._layer_input_caches.setdefault(from_top, OrderedDict())
+        return self._lookup(texts, cache)
 
     def transformer_layers(self) -> Sequence[Any]:
         """MiniLM's (BERT) layers, read-only: ``bench/train_prompt_head.py`` starts the prompt
@@ -119,7 +139,8 @@ class MiniLMEncoder:
         with self._lock:
             self._cache.clear()
             self._token_cache.clear()
-            self._penultimate_cache.clear()
+            for cache in self._layer_input_caches.values():
+                cache.clear()
 
     def _lookup(
         self, texts: Sequence[str], cache: OrderedDict[str, NDArray[np.float32]]
@@ -138,18 +159,17 @@ class MiniLMEncoder:
             unique = list(missing)
             embedded = self._embed(unique)
             with self._lock:
-                for text, sentence, token, inner in zip(unique, *embedded, strict=True):
-                    self._remember(self._cache, self._cache_size, text, sentence)
-                    self._remember(self._token_cache, self._token_cache_size, text, token)
-                    self._remember(self._penultimate_cache, self._token_cache_size, text, inner)
-                    for index in missing[text]:
-                        found[index] = (
-                            sentence
-                            if cache is self._cache
-                            else token
-                            if cache is self._token_cache
-                            else inner
-                        )
+                caches = [self._cache, self._token_cache]
+                caches += [self._layer_input_caches[k] for k in embedded[2]]
+                sizes = [self._cache_size] + [self._token_cache_size] * (len(caches) - 1)
+                for row, text in enumerate(unique):
+                    vectors = [embedded[0][row], embedded[1][row]]
+                    vectors += [inner[row] for inner in embedded[2].values()]
+                    for into, size, vector in zip(caches, sizes, vectors, strict=True):
+                        self._remember(into, size, text, vector)
+                        if into is cache:
+                            for index in missing[text]:
+                                found[index] = vector
         vectors = [vector for vector in found if vector is not None]
         assert len(vectors) == len(texts), "every text is cached or embedded"
         return vectors
@@ -168,14 +188,21 @@ class MiniLMEncoder:
 
     def _embed(
         self, texts: list[str]
-    ) -> tuple[list[NDArray[np.float32]], list[NDArray[np.float32]], list[NDArray[np.float32]]]:
-        """Sentence vectors, final and penultimate token vectors, in batches of similar length
-        (as sentence-transformers' ``encode`` does; the same numbers)."""
+    ) -> tuple[
+        list[NDArray[np.float32]],
+        list[NDArray[np.float32]],
+        dict[int, list[NDArray[np.float32]]],
+    ]:
+        """Sentence vectors, final token vectors and, per layer asked for so far (counted from
+        the top), the token vectors entering it; in batches of similar length (as
+        sentence-transformers' ``encode`` does; the same numbers)."""
         import torch
 
         sentences: list[NDArray[np.float32]] = [np.zeros(0, dtype=np.float32)] * len(texts)
         tokens = list(sentences)
-        inner = list(sentences)
+        with self._lock:
+            depths = sorted(self._layer_input_caches)
+        inner = {k: list(sentences) for k in depths}
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         with torch.inference_mode():
             for start in range(0, len(texts), self._batch_size):
@@ -188,9 +215,11 @@ class MiniLMEncoder:
                     tokens[i] = np.asarray(
                         output["token_embeddings"][row, :length].cpu(), dtype=np.float32
                     )
-                    inner[i] = np.asarray(
-                        output["all_layer_embeddings"][-2][row, :length].cpu(), dtype=np.float32
-                    )
+                    for k in depths:
+                        inner[k][i] = np.asarray(
+                            output["all_layer_embeddings"][-1 - k][row, :length].cpu(),
+                            dtype=np.float32,
+                        )
         return sentences, tokens, inner
 
 

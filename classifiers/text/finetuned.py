@@ -1,23 +1,24 @@
-"""MiniLM's last layer, fine-tuned for the prompt head (the head's second part).
+"""MiniLM's top layers, fine-tuned for the prompt head (the head's second part).
 
 MiniLM (all-MiniLM-L6-v2) has six BERT layers. The prompt head (``classifiers.text.head``) keeps
-the bottom five as they are and runs its own copy of the sixth, fine-tuned on the head's training
-data (``bench/train_prompt_head.py``), on the token vectors that enter the original sixth layer.
-The original layer keeps running too, for the semantic concepts, whose embeddings therefore do
-not change; the encoder returns both layers' inputs and outputs from one forward pass
-(``MiniLMEncoder.encode_penultimate``), so the fine-tuned copy costs one layer, about a sixth of a
-MiniLM pass.
+the bottom ones as they are and runs its own copies of the top ``depth`` (one or two), fine-tuned
+on the head's training data (``bench/train_prompt_head.py``), on the token vectors that enter the
+lowest of the originals. The original layers keep running too, for the semantic concepts, whose
+embeddings therefore do not change; the encoder returns the layers' inputs and outputs from one
+forward pass (``MiniLMEncoder.encode_layer_input``), so the fine-tuned copies cost ``depth``
+layers, about a sixth of a MiniLM pass each.
 
-``TopBlock`` is that layer (self-attention with 12 heads, a 1,536-wide feed-forward layer,
-post-layer-norm, exactly as in BERT), followed by mean and max pooling over the prompt for the
-head's classification layer. The arrays are named after their role and stored as float16 in the
-head's weights file. This module imports torch: the head imports it only when it loads.
+``TopBlock`` is one such layer (self-attention with 12 heads, a 1,536-wide feed-forward layer,
+post-layer-norm, exactly as in BERT); ``TopStack`` runs the copies bottom first and mean- and
+max-pools the last one's output over the prompt for the head's classification layer. The arrays
+are named after their role and stored as float16 in the head's weights file. This module imports
+torch: the head imports it only when it loads.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,16 @@ import torch
 from numpy.typing import NDArray
 from torch.nn import functional
 
-__all__ = ["BLOCK_ARRAYS", "HEADS", "HIDDEN", "INTERMEDIATE", "TopBlock", "block_shapes"]
+__all__ = [
+    "BLOCK_ARRAYS",
+    "HEADS",
+    "HIDDEN",
+    "INTERMEDIATE",
+    "TopBlock",
+    "TopStack",
+    "block_shapes",
+    "pool",
+]
 
 HIDDEN = 384
 HEADS = 12
@@ -97,6 +107,10 @@ class TopBlock(torch.nn.Module):
     def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         """``x``: ``(batch, tokens, 384)``; ``valid``: ``(batch, tokens)``, False on padding.
         Returns ``(batch, 768)``: the block's output, mean- and max-pooled over valid tokens."""
+        return pool(self.layer(x, valid), valid)
+
+    def layer(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """The layer's token vectors, ``(batch, tokens, 384)`` (what the next layer reads)."""
         w = self.weights
         batch, length, _ = x.shape
         width = HIDDEN // HEADS
@@ -124,8 +138,46 @@ class TopBlock(torch.nn.Module):
         h = functional.layer_norm(
             h + self.dropout(out), (HIDDEN,), w["ff_norm_weight"], w["ff_norm_bias"], LAYER_NORM_EPS
         )
-        mask = valid[..., None].to(h.dtype)
-        mean = (h * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        peak = h.masked_fill(~valid[..., None], torch.finfo(h.dtype).min).amax(dim=1)
-        result: torch.Tensor = torch.cat([mean, peak], dim=1)
-        return result
+        return h
+
+
+def pool(h: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Mean and max of ``h`` (``(batch, tokens, 384)``) over the valid tokens: ``(batch, 768)``."""
+    mask = valid[..., None].to(h.dtype)
+    mean = (h * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+    peak = h.masked_fill(~valid[..., None], torch.finfo(h.dtype).min).amax(dim=1)
+    result: torch.Tensor = torch.cat([mean, peak], dim=1)
+    return result
+
+
+class TopStack(torch.nn.Module):
+    """Fine-tuned copies of MiniLM's top ``depth`` layers (bottom first), run on the token
+    vectors that enter the lowest of them, then mean- and max-pooled: ``(batch, 768)``."""
+
+    def __init__(
+        self, layers: Sequence[Mapping[str, NDArray[np.floating]]], dropout: float = 0.0
+    ) -> None:
+        super().__init__()
+        if not layers:
+            raise ValueError("a stack needs at least one layer")
+        self.blocks: list[TopBlock] = list(TopBlock(arrays, dropout) for arrays in layers)
+        for index, block in enumerate(self.blocks):
+            self.add_module(f"block{index}", block)
+
+    @classmethod
+    def from_minilm(cls, encoder_layers: Sequence[Any], dropout: float = 0.0) -> TopStack:
+        """Copies of MiniLM (BERT) layers, e.g. ``auto_model.encoder.layer[-2:]``."""
+        return cls([TopBlock.from_minilm(layer).arrays() for layer in encoder_layers], dropout)
+
+    @property
+    def depth(self) -> int:
+        return len(self.blocks)
+
+    def arrays(self) -> list[dict[str, NDArray[np.float32]]]:
+        return [block.arrays() for block in self.blocks]
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        h = x
+        for block in self.blocks:
+            h = block.layer(h, valid)
+        return pool(h, valid)

