@@ -7,8 +7,8 @@ L2-normalised (a dot product is the cosine similarity) and kept in a small LRU c
 classifiers that share one encoder (semantic concepts, the trained head) embed a prompt once.
 ``encode_tokens`` gives the contextual token vectors of the same forward pass, and
 ``encode_layer_input`` the token vectors that enter one of MiniLM's top layers (the trained head
-runs its own fine-tuned copies of those layers on them; ``encode_penultimate``: the last layer's);
-one pass fills every cache, whichever is asked first.
+runs its own fine-tuned copies of those layers on them); one pass fills every cache, whichever is
+asked first.
 
 ``encode`` is CPU-bound and thread-safe; the pipeline calls it from the worker pool.
 """
@@ -110,11 +110,6 @@ class MiniLMEncoder:
 
     def encode_tokens(self, texts: Sequence[str]) -> list[NDArray[np.float32]]:
         return self._lookup(texts, self._token_cache)
-
-    def encode_penultimate(self, texts: Sequence[str]) -> list[NDArray[np.float32]]:
-        """Per text, the token vectors entering MiniLM's last layer (``(tokens, 384)``, padding
-        excluded), from the same forward pass as ``encode`` and ``encode_tokens``."""
-        return self.encode_layer_input(texts, 1)
 
     def encode_layer_input(
         self, texts: Sequence[str], from_top: int = 1

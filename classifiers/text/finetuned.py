@@ -34,6 +34,7 @@ __all__ = [
     "TopBlock",
     "TopStack",
     "block_shapes",
+    "minilm_arrays",
     "pool",
 ]
 
@@ -95,8 +96,7 @@ class TopBlock(torch.nn.Module):
     @classmethod
     def from_minilm(cls, encoder_layer: Any, dropout: float = 0.0) -> TopBlock:
         """A copy of a MiniLM (BERT) layer's weights, e.g. ``auto_model.encoder.layer[-1]``."""
-        state = {k: v.detach().cpu().numpy() for k, v in encoder_layer.state_dict().items()}
-        return cls({name: state[source] for name, source in BLOCK_ARRAYS.items()}, dropout)
+        return cls(minilm_arrays(encoder_layer), dropout)
 
     def arrays(self) -> dict[str, NDArray[np.float32]]:
         return {
@@ -141,6 +141,12 @@ class TopBlock(torch.nn.Module):
         return h
 
 
+def minilm_arrays(encoder_layer: Any) -> dict[str, NDArray[np.floating]]:
+    """A MiniLM (BERT) layer's weights under the block's array names (``BLOCK_ARRAYS``)."""
+    state = {k: v.detach().cpu().numpy() for k, v in encoder_layer.state_dict().items()}
+    return {name: state[source] for name, source in BLOCK_ARRAYS.items()}
+
+
 def pool(h: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
     """Mean and max of ``h`` (``(batch, tokens, 384)``) over the valid tokens: ``(batch, 768)``."""
     mask = valid[..., None].to(h.dtype)
@@ -167,7 +173,7 @@ class TopStack(torch.nn.Module):
     @classmethod
     def from_minilm(cls, encoder_layers: Sequence[Any], dropout: float = 0.0) -> TopStack:
         """Copies of MiniLM (BERT) layers, e.g. ``auto_model.encoder.layer[-2:]``."""
-        return cls([TopBlock.from_minilm(layer).arrays() for layer in encoder_layers], dropout)
+        return cls([minilm_arrays(layer) for layer in encoder_layers], dropout)
 
     @property
     def depth(self) -> int:

@@ -33,6 +33,20 @@ def head() -> PromptHeadClassifier:
     return PromptHeadClassifier(encoder=shared_minilm_encoder())
 
 
+def packaged_arrays() -> dict[str, np.ndarray]:
+    """Every array of the packaged weights file, to write altered copies of."""
+    with np.load(_packaged_weights(), allow_pickle=False) as data:
+        return {name: data[name] for name in data.files}
+
+
+def load_arrays(path: Path, arrays: dict[str, np.ndarray]) -> PromptHeadClassifier:
+    """Write ``arrays`` to ``path`` and load them as a head (no digest check: they are altered)."""
+    np.savez(path, **arrays)
+    return PromptHeadClassifier(
+        weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
+    )
+
+
 def test_the_packaged_weights_are_small_and_name_taxonomy_categories(
     head: PromptHeadClassifier,
 ) -> None:
@@ -84,15 +98,10 @@ def test_the_default_policy_blocks_each_harm_and_allows_each_twin() -> None:
 
 
 def test_weights_for_other_minilm_weights_are_refused(tmp_path: Path) -> None:
-    with np.load(_packaged_weights(), allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files}
+    arrays = packaged_arrays()
     arrays["encoder_sha256"] = np.array("f" * 64)
-    path = tmp_path / "head.npz"
-    np.savez(path, **arrays)
     with pytest.raises(ClassifierUnavailable, match="was trained on MiniLM weights ffffff"):
-        PromptHeadClassifier(
-            weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
-        )
+        load_arrays(tmp_path / "head.npz", arrays)
 
 
 def test_a_batch_scores_like_single_prompts(head: PromptHeadClassifier) -> None:
@@ -112,39 +121,24 @@ def test_an_obfuscated_prompt_scores_like_its_clean_twin(head: PromptHeadClassif
 
 
 def test_weights_of_another_format_are_refused(tmp_path: Path) -> None:
-    with np.load(_packaged_weights(), allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files}
+    arrays = packaged_arrays()
     arrays["format"] = np.array(2)
-    path = tmp_path / "head.npz"
-    np.savez(path, **arrays)
     with pytest.raises(ClassifierUnavailable, match="format 2, this code reads formats 3 and 4"):
-        PromptHeadClassifier(
-            weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
-        )
+        load_arrays(tmp_path / "head.npz", arrays)
 
 
 def test_inconsistent_shapes_are_refused(tmp_path: Path) -> None:
-    with np.load(_packaged_weights(), allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files}
+    arrays = packaged_arrays()
     arrays["block_out"] = arrays["block_out"][:-1]
-    path = tmp_path / "head.npz"
-    np.savez(path, **arrays)
     with pytest.raises(ClassifierUnavailable, match="block_out has shape"):
-        PromptHeadClassifier(
-            weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
-        )
+        load_arrays(tmp_path / "head.npz", arrays)
 
 
 def test_a_block_array_of_the_wrong_shape_is_refused(tmp_path: Path) -> None:
-    with np.load(_packaged_weights(), allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files}
+    arrays = packaged_arrays()
     arrays["block0_query_weight"] = arrays["block0_query_weight"][:, :-1]
-    path = tmp_path / "head.npz"
-    np.savez(path, **arrays)
     with pytest.raises(ClassifierUnavailable, match="query_weight has shape"):
-        PromptHeadClassifier(
-            weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
-        )
+        load_arrays(tmp_path / "head.npz", arrays)
 
 
 def test_the_packaged_weights_match_the_pinned_sha256() -> None:
@@ -215,9 +209,6 @@ def test_a_layer_the_encoder_does_not_have_is_refused() -> None:
     for wrong in (0, 7):
         with pytest.raises(ValueError, match=r"from_top must lie in \[1, 6\]"):
             encoder.encode_layer_input(["a cat"], wrong)
-    # the last layer's input is what encode_penultimate gives
-    [penultimate] = encoder.encode_penultimate(["a cat"])
-    np.testing.assert_array_equal(encoder.encode_layer_input(["a cat"], 1)[0], penultimate)
 
 
 def test_the_packaged_head_fine_tunes_two_layers(head: PromptHeadClassifier) -> None:
@@ -227,31 +218,21 @@ def test_the_packaged_head_fine_tunes_two_layers(head: PromptHeadClassifier) -> 
 def test_a_format_3_file_is_read_as_one_fine_tuned_layer(tmp_path: Path) -> None:
     """Heads trained before format 4 (one fine-tuned layer, arrays ``block_*``) still load; here
     the packaged head's top layer is written the old way."""
-    with np.load(_packaged_weights(), allow_pickle=False) as data:
-        arrays = {name: data[name] for name in data.files}
+    arrays = packaged_arrays()
     old = {k: v for k, v in arrays.items() if not re.fullmatch(r"block\d+_.+", k)}
     old.update(
         {f"block_{k[len('block1_') :]}": v for k, v in arrays.items() if k.startswith("block1_")}
     )
     old["format"] = np.array(3)
     path = tmp_path / "v3.npz"
-    np.savez(path, **old)
-    head = PromptHeadClassifier(
-        weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
-    )
+    head = load_arrays(path, old)
     assert head.depth == 1
     [scores] = head.classify(["a cat on a sofa"])
     assert set(scores.scores) == set(head.categories)
     # numbered layers do not belong in a format-3 file, nor gaps in a format-4 one
     old["block1_query_weight"] = old["block_query_weight"]
-    np.savez(path, **old)
     with pytest.raises(ClassifierUnavailable, match="block1_query_weight does not belong"):
-        PromptHeadClassifier(
-            weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
-        )
+        load_arrays(path, old)
     gap = {k: v for k, v in arrays.items() if not k.startswith("block0_")}
-    np.savez(path, **gap)
     with pytest.raises(ClassifierUnavailable, match=r"fine-tuned layers \[1\] are not numbered"):
-        PromptHeadClassifier(
-            weights_path=path, encoder=shared_minilm_encoder(), expected_sha256=None
-        )
+        load_arrays(path, gap)
