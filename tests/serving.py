@@ -71,13 +71,21 @@ def serve_in_process(
             time.sleep(0.1)
         yield base_url
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_process(process)
+
+
+def stop_process(
+    process: subprocess.Popen[Any], sig: signal.Signals = signal.SIGINT, timeout_s: float = 30
+) -> None:
+    """Ask ``process`` to stop with ``sig``; kill it if it has not exited within ``timeout_s``."""
+    if process.poll() is not None:
+        return
+    process.send_signal(sig)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 def _answers(url: str) -> bool:

@@ -21,6 +21,7 @@ import pytest
 
 from gateway.embedded_redis import free_port
 from tests.e2e.conftest import ON_CLUSTER
+from tests.policy_texts import nude_blocker
 
 pytestmark = pytest.mark.skipif(
     ON_CLUSTER,
@@ -30,18 +31,7 @@ pytestmark = pytest.mark.skipif(
 
 KEY_LINE = re.compile(r"bootstrap admin key \(tenant 'default', also saved in .*\): (gg_\S+)")
 WORKERS = 2
-POLICY = """\
-id: workers
-prompt:
-  classifiers: [term_list]
-  terms:
-    sexual: [nude]
-  rules:
-    - {id: prompt-sexual, category: sexual, threshold: 0.5, action: block}
-output:
-  image:
-    classifiers: []
-"""
+POLICY = nude_blocker("workers")
 
 
 def start(data_dir: Path, port: int, policy: Path) -> tuple[subprocess.Popen[str], str]:

@@ -34,22 +34,10 @@ from gateway.jobs import verify_signature
 from gateway.settings import JobSettings, Settings, UpstreamSettings
 from tests.e2e.conftest import create_keys, make_key
 from tests.fake_upstream import FakeUpstream, serve_fake_upstream
+from tests.policy_texts import nude_blocker
 from tests.serving import serve_in_thread
 
-POLICY = """\
-id: jobs-test
-prompt:
-  classifiers: [term_list]
-  terms:
-    sexual: [nude]
-  rules:
-    - {id: prompt-sexual, category: sexual, threshold: 0.5, action: block}
-output:
-  image:
-    classifiers: []
-  audio:
-    classifiers: []
-"""
+POLICY = nude_blocker("jobs-test", audio=True)
 
 JOBS = {  # short leases so that a lost job comes back within seconds
     "timeout_s": 8,

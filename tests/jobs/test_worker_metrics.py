@@ -25,20 +25,10 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.embedded_redis import free_port
 from tests.e2e.conftest import create_keys, make_key
-from tests.serving import serve_in_process
+from tests.policy_texts import nude_blocker
+from tests.serving import serve_in_process, stop_process
 
-POLICY = """\
-id: worker-metrics
-prompt:
-  classifiers: [term_list]
-  terms:
-    sexual: [nude]
-  rules:
-    - {id: prompt-sexual, category: sexual, threshold: 0.5, action: block}
-output:
-  image:
-    classifiers: []
-"""
+POLICY = nude_blocker("worker-metrics")
 DEADLINE_S = 120.0  # generous: only reached when something is broken
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -110,12 +100,7 @@ def stack(
             _wait("the worker's metrics exporter", up)
             yield base_url, exporter, data_dir
         finally:
-            worker.send_signal(signal.SIGTERM)
-            try:
-                worker.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait(timeout=10)
+            stop_process(worker, signal.SIGTERM)
 
 
 def test_job_decisions_reach_the_gateway_metrics_and_the_worker_exporter(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from gateway.metrics import GatewayMetrics, LiveValues
 from tests.e2e.conftest import create_keys, make_key
 from tests.observability.conftest import policy_file
 from tests.observability.test_requests import ALLOWED, BLOCKED, parse, value
+from tests.serving import stop_process
 
 _SERVE = "import sys; from gateway.cli import main; sys.exit(main(['serve', *sys.argv[1:]]))"
 
@@ -82,12 +82,7 @@ def two_workers(
         _wait_until_up(base_url, process, log)
         yield base_url, log
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+        stop_process(process, timeout_s=60)
 
 
 def test_two_workers_sum_their_metrics_and_log_json(

@@ -95,6 +95,13 @@ def serve_gateway(settings: Settings) -> Iterator[HaGateway]:
         yield HaGateway(base_url, settings)
 
 
+@contextmanager
+def serve_on_cluster(cluster_url: str, data_dir: Path) -> Iterator[HaGateway]:
+    """The gateway in cluster mode on the Redis Cluster at ``cluster_url``."""
+    with serve_gateway(ha_settings(data_dir, redis_url=cluster_url, redis_cluster=True)) as running:
+        yield running
+
+
 def image_decision(gateway: HaGateway, key: str, prompt: str) -> tuple[int, str, str]:
     """(HTTP status, decision, decision id) of one image generation."""
     with gateway.http(key) as http:

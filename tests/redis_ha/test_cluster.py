@@ -14,9 +14,8 @@ from policies.versions import BASE_SCOPE, PolicyVersions
 from tests.redis_ha.conftest import (
     CANDIDATE,
     HaGateway,
-    ha_settings,
     image_decision,
-    serve_gateway,
+    serve_on_cluster,
 )
 from tests.redis_ha.topology import RedisClusterGroup, redis_cluster
 
@@ -31,10 +30,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterGr
 def gateway(
     cluster: RedisClusterGroup, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[HaGateway]:
-    settings = ha_settings(
-        tmp_path_factory.mktemp("gateway") / "data", redis_url=cluster.url, redis_cluster=True
-    )
-    with serve_gateway(settings) as running:
+    with serve_on_cluster(cluster.url, tmp_path_factory.mktemp("gateway") / "data") as running:
         yield running
 
 

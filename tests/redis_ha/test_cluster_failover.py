@@ -21,7 +21,7 @@ from gateway.keys import _redis_errors as key_errors
 from genguard_keyspace import REDIS_UNAVAILABLE
 from policies.errors import PolicyUnavailable
 from policies.versions import _map_errors as policy_errors
-from tests.redis_ha.conftest import HaGateway, ha_settings, image_decision, serve_gateway
+from tests.redis_ha.conftest import HaGateway, image_decision, serve_on_cluster
 from tests.redis_ha.topology import RedisClusterGroup, RedisProcess, redis_cluster, wait_until
 
 AUDIT_STREAM = "{genguard:audit}:stream:acme"
@@ -39,10 +39,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClusterGr
 def gateway(
     cluster: RedisClusterGroup, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[HaGateway]:
-    settings = ha_settings(
-        tmp_path_factory.mktemp("gateway") / "data", redis_url=cluster.url, redis_cluster=True
-    )
-    with serve_gateway(settings) as running:
+    with serve_on_cluster(cluster.url, tmp_path_factory.mktemp("gateway") / "data") as running:
         yield running
 
 
