@@ -208,7 +208,8 @@ def render(
         "## Prompt safety (issue #3)",
         "",
         f"Default policy `{revision}` (term lists + patterns, MiniLM semantic concepts at "
-        "similarity 0.7, the trained prompt head — n-gram logistic regression plus fine-tuned "
+        "similarity 0.7 (hate 0.85), the trained prompt head — n-gram logistic regression "
+        "plus fine-tuned "
         "copies of MiniLM's top two layers — at its per-category thresholds chosen by "
         "cross-validation on the train halves (PartiPrompts' budget held on every fold, "
         "XSTest's and HateCheck's with a fold-spread margin, 1 % on hand-written everyday "

@@ -54,7 +54,7 @@ __all__ = ["PROMPT_HEAD_FILE", "PROMPT_HEAD_SHA256", "PromptHeadClassifier", "Pr
 
 PROMPT_HEAD_FILE = "prompt_head.npz"
 # SHA-256 of the packaged classifiers/models/prompt_head.npz (bench/train_prompt_head.py prints it)
-PROMPT_HEAD_SHA256 = "5c1014ad7b61506bdce1d7ef72b84c33be4be9c7fcd7a8444fb4dda60898372f"
+PROMPT_HEAD_SHA256 = "a72aca094b70444ba4d441bca34b8d6553ac19e343efb9d3226e5ee29f6870c2"
 FORMAT_VERSION = 4  # 4: ``block{i}_*`` arrays per fine-tuned layer (3: one layer, ``block_*``)
 READABLE_FORMATS = (3, 4)
 POOLED = 2 * EMBEDDING_DIMENSIONS  # the block's mean and max pooling
