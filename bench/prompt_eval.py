@@ -18,6 +18,8 @@ import random
 import re
 import sys
 import time
+from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +38,7 @@ from gateway.backends import ClassifierBackends  # noqa: E402
 from gateway.evaluation import EvaluationReport, LabelledPrompt, evaluate_prompts  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
 from policies.loader import default_policy_text, load_policy_file, parse_policy  # noqa: E402
+from policies.schema import Rule  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
 BEGIN = "<!-- prompt-eval:begin -->"
@@ -148,7 +151,15 @@ def main() -> int:
         f"batched/prompt p50 {batched.latency_p50_ms:.1f}"
     )
 
-    section = render(bundle.revision, args.split, reports, robustness, latency, batched)
+    section = render(
+        bundle.revision,
+        concept_thresholds(bundle.policy.prompt.rules),
+        args.split,
+        reports,
+        robustness,
+        latency,
+        batched,
+    )
     if not args.no_write:
         write(section)
     else:
@@ -195,8 +206,22 @@ def head_figures(sets: dict[str, list[LabelledPrompt]], backends: ClassifierBack
     return lines
 
 
+def concept_thresholds(rules: Sequence[Rule]) -> str:
+    """The semantic-concept rules' similarity thresholds as the report states them: the most
+    common one, then the categories that differ ("0.7 (hate 0.85)")."""
+    concept = [r for r in rules if r.classifiers and "semantic_concepts" in r.classifiers]
+    if not concept:
+        return "none"
+    common, _ = Counter(r.threshold for r in concept).most_common(1)[0]
+    others = ", ".join(
+        f"{r.category.value} {r.threshold:g}" for r in concept if r.threshold != common
+    )
+    return f"{common:g}" + (f" ({others})" if others else "")
+
+
 def render(
     revision: str,
+    concepts: str,
     split: str,
     reports: list[EvaluationReport],
     robustness: list[tuple[str, str, float, float]],
@@ -208,9 +233,8 @@ def render(
         "## Prompt safety (issue #3)",
         "",
         f"Default policy `{revision}` (term lists + patterns, MiniLM semantic concepts at "
-        "similarity 0.7 (hate 0.85), the trained prompt head — n-gram logistic regression "
-        "plus fine-tuned "
-        "copies of MiniLM's top two layers — at its per-category thresholds chosen by "
+        f"similarity {concepts}, the trained prompt head — n-gram logistic regression plus "
+        "fine-tuned copies of MiniLM's top two layers — at its per-category thresholds chosen by "
         "cross-validation on the train halves (PartiPrompts' budget held on every fold, "
         "XSTest's and HateCheck's with a fold-spread margin, 1 % on hand-written everyday "
         "text) and carried over to the final model on unseen train-half prompts, "
