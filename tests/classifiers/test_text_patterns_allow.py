@@ -92,3 +92,39 @@ def test_pattern_categories_are_scored() -> None:
 def test_construction_errors_are_precise(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TermListClassifier({}, **kwargs)  # type: ignore[arg-type]
+
+
+def default_term_list() -> TermListClassifier:
+    from policies.loader import default_policy_text, parse_policy
+
+    section = parse_policy(default_policy_text()).policy.prompt
+    return TermListClassifier(section.terms, patterns=section.patterns, allow=section.allow)
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("a horror movie poster for a haunted house, no gore", Category.VIOLENCE_GRAPHIC),
+        ("a zombie film still without gore", Category.VIOLENCE_GRAPHIC),
+        ("a beach portrait, no nudity", Category.SEXUAL),
+        ("fantasy armour concept art, not nsfw", Category.SEXUAL),
+    ],
+)
+def test_the_default_policy_lets_a_prompt_rule_the_content_out(
+    text: str, category: Category
+) -> None:
+    [scores] = default_term_list().classify([text])
+    assert scores.get(category) == 0.0, scores.evidence
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("gore everywhere, no gore", Category.VIOLENCE_GRAPHIC),
+        ("a nude portrait, no nudity", Category.SEXUAL),
+        ("nsfw art, not nsfw", Category.SEXUAL),
+    ],
+)
+def test_ruling_content_out_does_not_hide_a_request_for_it(text: str, category: Category) -> None:
+    [scores] = default_term_list().classify([text])
+    assert scores.get(category) == 1.0
