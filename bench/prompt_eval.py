@@ -37,7 +37,12 @@ from classifiers.text.obfuscation import ATTACKS, obfuscate  # noqa: E402
 from gateway.backends import ClassifierBackends  # noqa: E402
 from gateway.evaluation import EvaluationReport, LabelledPrompt, evaluate_prompts  # noqa: E402
 from gateway.settings import Settings  # noqa: E402
-from policies.loader import default_policy_text, load_policy_file, parse_policy  # noqa: E402
+from policies.loader import (  # noqa: E402
+    PolicyBundle,
+    default_policy_text,
+    load_policy_file,
+    parse_policy,
+)
 from policies.schema import Rule  # noqa: E402
 
 EVAL = ROOT.parent / "shared" / "eval"
@@ -154,6 +159,7 @@ def main() -> int:
     section = render(
         bundle.revision,
         concept_thresholds(bundle.policy.prompt.rules),
+        head_layers(backends, bundle),
         args.split,
         reports,
         robustness,
@@ -219,9 +225,21 @@ def concept_thresholds(rules: Sequence[Rule]) -> str:
     return f"{common:g}" + (f" ({others})" if others else "")
 
 
+def head_layers(backends: ClassifierBackends, bundle: PolicyBundle) -> str:
+    """How many of MiniLM's top layers the evaluated prompt head fine-tunes, as the report
+    states it ("two", "three")."""
+    from classifiers.text.head import PromptHeadClassifier
+
+    head = backends.text("prompt_head", bundle)
+    assert isinstance(head, PromptHeadClassifier)
+    words = {1: "one", 2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
+    return words[head.depth]
+
+
 def render(
     revision: str,
     concepts: str,
+    layers: str,
     split: str,
     reports: list[EvaluationReport],
     robustness: list[tuple[str, str, float, float]],
@@ -234,7 +252,8 @@ def render(
         "",
         f"Default policy `{revision}` (term lists + patterns, MiniLM semantic concepts at "
         f"similarity {concepts}, the trained prompt head — n-gram logistic regression plus "
-        "fine-tuned copies of MiniLM's top two layers — at its per-category thresholds chosen by "
+        f"fine-tuned copies of MiniLM's top {layers} layers — at its per-category thresholds "
+        "chosen by "
         "cross-validation on the train halves (PartiPrompts' budget held on every fold, "
         "XSTest's and HateCheck's with a fold-spread margin, 1 % on hand-written everyday "
         "text) and carried over to the final model on unseen train-half prompts, "

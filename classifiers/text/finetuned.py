@@ -1,12 +1,12 @@
 """MiniLM's top layers, fine-tuned for the prompt head (the head's second part).
 
 MiniLM (all-MiniLM-L6-v2) has six BERT layers. The prompt head (``classifiers.text.head``) keeps
-the bottom ones as they are and runs its own copies of the top ``depth`` (one or two), fine-tuned
-on the head's training data (``bench/train_prompt_head.py``), on the token vectors that enter the
-lowest of the originals. The original layers keep running too, for the semantic concepts, whose
-embeddings therefore do not change; the encoder returns the layers' inputs and outputs from one
-forward pass (``MiniLMEncoder.encode_layer_input``), so the fine-tuned copies cost ``depth``
-layers, about a sixth of a MiniLM pass each.
+the bottom ones as they are and runs its own copies of the top ``depth`` (one to four; three in
+the packaged head), fine-tuned on the head's training data (``bench/train_prompt_head.py``), on
+the token vectors that enter the lowest of the originals. The original layers keep running too,
+for the semantic concepts, whose embeddings therefore do not change; the encoder returns the
+layers' inputs and outputs from one forward pass (``MiniLMEncoder.encode_layer_input``), so the
+fine-tuned copies cost ``depth`` layers, about a sixth of a MiniLM pass each.
 
 ``TopBlock`` is one such layer (self-attention with 12 heads, a 1,536-wide feed-forward layer,
 post-layer-norm, exactly as in BERT); ``TopStack`` runs the copies bottom first and mean- and

@@ -6,8 +6,8 @@
 - a **linear** part: logistic regression over the MiniLM sentence embedding plus hashed word and
   character n-grams of the prompt (``classifiers.text.ngrams``; no vocabulary file), so the words
   that decide harm are not blurred away ("kill a *process*" / "kill a *person*");
-- **fine-tuned top layers**: copies of MiniLM's top ``depth`` layers (the last one, or the last
-  two), fine-tuned on the head's data (``classifiers.text.finetuned.TopStack``) and run on the
+- **fine-tuned top layers**: copies of MiniLM's top ``depth`` layers (three in the packaged
+  head), fine-tuned on the head's data (``classifiers.text.finetuned.TopStack``) and run on the
   token vectors that enter the lowest of the originals, mean- and max-pooled, then a linear layer
   over that and the sentence embedding.
   Its attention reads phrases in context ("I don't hate X", "how do I kill a Python process"),
@@ -54,10 +54,13 @@ __all__ = ["PROMPT_HEAD_FILE", "PROMPT_HEAD_SHA256", "PromptHeadClassifier", "Pr
 
 PROMPT_HEAD_FILE = "prompt_head.npz"
 # SHA-256 of the packaged classifiers/models/prompt_head.npz (bench/train_prompt_head.py prints it)
-PROMPT_HEAD_SHA256 = "a72aca094b70444ba4d441bca34b8d6553ac19e343efb9d3226e5ee29f6870c2"
+PROMPT_HEAD_SHA256 = "fec8ec95b17f28295d2b6ebc31d4b36ab89af45462350a0f365b920c8a2047a9"
 FORMAT_VERSION = 4  # 4: ``block{i}_*`` arrays per fine-tuned layer (3: one layer, ``block_*``)
 READABLE_FORMATS = (3, 4)
 POOLED = 2 * EMBEDDING_DIMENSIONS  # the block's mean and max pooling
+# prompts the fine-tuned layers run on at once (grouped by length; see ``block_features``)
+BLOCK_BATCH = 32
+BLOCK_PAD_RATIO = 1.5
 
 Array = NDArray[np.float64]
 
@@ -182,20 +185,43 @@ class PromptHeadWeights:
     def block_features(self, tokens: Sequence[NDArray[np.floating]]) -> Array:
         """The fine-tuned layers' pooled output per prompt, ``(len(tokens), 768)``.
 
-        Each prompt runs on its own (no padding), so a batch scores exactly like single prompts.
-        It runs in torch, whose thread pool MiniLM already uses: numpy's BLAS would start
-        threads of its own that keep spinning after the call and slow the next MiniLM pass on a
-        small machine (measured: twice the prompt-stage latency on 2 cores)."""
+        Prompts run in groups of similar length (``_length_groups``), padded to the group's
+        longest and masked: padding gets no attention and is left out of the
+        pooling, so a prompt scores as it does alone (to float rounding). It runs in torch,
+        whose thread pool MiniLM already uses: numpy's BLAS would start threads of its own that
+        keep spinning after the call and slow the next MiniLM pass on a small machine
+        (measured: twice the prompt-stage latency on 2 cores)."""
         import torch
 
         block = self._module
         pooled = np.zeros((len(tokens), POOLED))
         with torch.inference_mode():
-            for row, vectors in enumerate(tokens):
-                x = torch.from_numpy(np.asarray(vectors, dtype=np.float32))[None]
-                valid = torch.ones((1, x.shape[1]), dtype=torch.bool)
-                pooled[row] = block(x, valid)[0].numpy()
+            for rows in _length_groups([len(t) for t in tokens]):
+                longest = len(tokens[rows[-1]])
+                x = torch.zeros((len(rows), longest, EMBEDDING_DIMENSIONS))
+                valid = torch.zeros((len(rows), longest), dtype=torch.bool)
+                for index, row in enumerate(rows):
+                    vectors = torch.from_numpy(np.asarray(tokens[row], dtype=np.float32))
+                    x[index, : len(vectors)] = vectors
+                    valid[index, : len(vectors)] = True
+                pooled[rows] = block(x, valid).numpy()
         return pooled
+
+
+def _length_groups(lengths: Sequence[int]) -> list[list[int]]:
+    """Row indices grouped for ``block_features``: sorted by length, a new group when one
+    holds ``BLOCK_BATCH`` rows or the next row is more than ``BLOCK_PAD_RATIO`` times as long
+    as the group's shortest (padding would cost more than running apart saves)."""
+    groups: list[list[int]] = []
+    for row in sorted(range(len(lengths)), key=lambda r: lengths[r]):
+        if (
+            not groups
+            or len(groups[-1]) == BLOCK_BATCH
+            or lengths[row] > BLOCK_PAD_RATIO * lengths[groups[-1][0]]
+        ):
+            groups.append([])
+        groups[-1].append(row)
+    return groups
 
 
 class PromptHeadClassifier:

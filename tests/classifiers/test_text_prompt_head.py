@@ -11,7 +11,13 @@ import pytest
 
 from classifiers import Category, ClassifierUnavailable, PromptHeadClassifier
 from classifiers.text.encoder import shared_minilm_encoder
-from classifiers.text.head import PROMPT_HEAD_SHA256, _packaged_weights
+from classifiers.text.head import (
+    BLOCK_BATCH,
+    BLOCK_PAD_RATIO,
+    PROMPT_HEAD_SHA256,
+    _length_groups,
+    _packaged_weights,
+)
 
 # Written for this test, not in the training data: harm and a harmless twin in the same style.
 PAIRS = [
@@ -50,8 +56,8 @@ def load_arrays(path: Path, arrays: dict[str, np.ndarray]) -> PromptHeadClassifi
 def test_the_packaged_weights_are_small_and_name_taxonomy_categories(
     head: PromptHeadClassifier,
 ) -> None:
-    # two fine-tuned layers (1.77 M float16 weights each) and the n-gram table: about 7.7 MB
-    assert _packaged_weights().stat().st_size < 9_000_000
+    # three fine-tuned layers (1.77 M float16 weights each) and the n-gram table: about 11 MB
+    assert _packaged_weights().stat().st_size < 12_500_000
     assert set(head.categories) == {
         Category.SEXUAL,
         Category.VIOLENCE,
@@ -111,6 +117,20 @@ def test_a_batch_scores_like_single_prompts(head: PromptHeadClassifier) -> None:
         [alone] = head.classify([text])
         for category, value in together.scores.items():
             assert alone.scores[category] == pytest.approx(value, abs=1e-5)
+
+
+def test_prompts_are_grouped_by_length_for_the_fine_tuned_layers() -> None:
+    """Every prompt lands in exactly one group; a group never exceeds BLOCK_BATCH rows nor
+    holds a prompt more than BLOCK_PAD_RATIO times as long as its shortest (padding waste)."""
+    lengths = [7, 40, 8, 9, 60, 10, 11, 12, 35, 7] * 10
+    groups = _length_groups(lengths)
+    assert sorted(row for group in groups for row in group) == list(range(len(lengths)))
+    for group in groups:
+        assert len(group) <= BLOCK_BATCH
+        assert [lengths[r] for r in group] == sorted(lengths[r] for r in group)
+        assert lengths[group[-1]] <= BLOCK_PAD_RATIO * lengths[group[0]]
+    assert len(groups) < len(lengths) // 4  # prompts of similar length do share a group
+    assert _length_groups([]) == []
 
 
 def test_an_obfuscated_prompt_scores_like_its_clean_twin(head: PromptHeadClassifier) -> None:
@@ -211,8 +231,8 @@ def test_a_layer_the_encoder_does_not_have_is_refused() -> None:
             encoder.encode_layer_input(["a cat"], wrong)
 
 
-def test_the_packaged_head_fine_tunes_two_layers(head: PromptHeadClassifier) -> None:
-    assert head.depth == 2
+def test_the_packaged_head_fine_tunes_three_layers(head: PromptHeadClassifier) -> None:
+    assert head.depth == 3
 
 
 def test_a_format_3_file_is_read_as_one_fine_tuned_layer(tmp_path: Path) -> None:
@@ -220,9 +240,9 @@ def test_a_format_3_file_is_read_as_one_fine_tuned_layer(tmp_path: Path) -> None
     the packaged head's top layer is written the old way."""
     arrays = packaged_arrays()
     old = {k: v for k, v in arrays.items() if not re.fullmatch(r"block\d+_.+", k)}
-    old.update(
-        {f"block_{k[len('block1_') :]}": v for k, v in arrays.items() if k.startswith("block1_")}
-    )
+    layers = [int(found[1]) for k in arrays if (found := re.fullmatch(r"block(\d+)_.+", k))]
+    top = f"block{max(layers)}_"
+    old.update({f"block_{k[len(top) :]}": v for k, v in arrays.items() if k.startswith(top)})
     old["format"] = np.array(3)
     path = tmp_path / "v3.npz"
     head = load_arrays(path, old)
@@ -234,5 +254,5 @@ def test_a_format_3_file_is_read_as_one_fine_tuned_layer(tmp_path: Path) -> None
     with pytest.raises(ClassifierUnavailable, match="block1_query_weight does not belong"):
         load_arrays(path, old)
     gap = {k: v for k, v in arrays.items() if not k.startswith("block0_")}
-    with pytest.raises(ClassifierUnavailable, match=r"fine-tuned layers \[1\] are not numbered"):
+    with pytest.raises(ClassifierUnavailable, match=r"fine-tuned layers \[1, 2\] are not numbered"):
         load_arrays(path, gap)
