@@ -11,13 +11,7 @@ import pytest
 
 from classifiers import Category, ClassifierUnavailable, PromptHeadClassifier
 from classifiers.text.encoder import shared_minilm_encoder
-from classifiers.text.head import (
-    BLOCK_BATCH,
-    BLOCK_PAD_RATIO,
-    PROMPT_HEAD_SHA256,
-    _length_groups,
-    _packaged_weights,
-)
+from classifiers.text.head import PROMPT_HEAD_SHA256, _packaged_weights
 
 # Written for this test, not in the training data: harm and a harmless twin in the same style.
 PAIRS = [
@@ -117,20 +111,6 @@ def test_a_batch_scores_like_single_prompts(head: PromptHeadClassifier) -> None:
         [alone] = head.classify([text])
         for category, value in together.scores.items():
             assert alone.scores[category] == pytest.approx(value, abs=1e-5)
-
-
-def test_prompts_are_grouped_by_length_for_the_fine_tuned_layers() -> None:
-    """Every prompt lands in exactly one group; a group never exceeds BLOCK_BATCH rows nor
-    holds a prompt more than BLOCK_PAD_RATIO times as long as its shortest (padding waste)."""
-    lengths = [7, 40, 8, 9, 60, 10, 11, 12, 35, 7] * 10
-    groups = _length_groups(lengths)
-    assert sorted(row for group in groups for row in group) == list(range(len(lengths)))
-    for group in groups:
-        assert len(group) <= BLOCK_BATCH
-        assert [lengths[r] for r in group] == sorted(lengths[r] for r in group)
-        assert lengths[group[-1]] <= BLOCK_PAD_RATIO * lengths[group[0]]
-    assert len(groups) < len(lengths) // 4  # prompts of similar length do share a group
-    assert _length_groups([]) == []
 
 
 def test_an_obfuscated_prompt_scores_like_its_clean_twin(head: PromptHeadClassifier) -> None:
