@@ -71,9 +71,9 @@ def test_harm_scores_above_its_harmless_twin(head: PromptHeadClassifier) -> None
         # the twin stays below the operating point (mentions of a group alone can lift it)
         assert good.get(category) < head.thresholds[category], (text, good.scores)
         assert good.get(category) < 0.5 < 0.9 < bad.get(category), (text, bad.scores, good.scores)
-        # evidence exactly when the category reaches the head's own threshold (illicit's is
-        # 0.996: the crack-cocaine question scores about 0.99 there and is blocked by the
-        # default policy's term list instead, as the next test shows)
+        # evidence exactly when the category reaches the head's own threshold (a threshold can
+        # sit above a harm's score: the default policy's patterns and concepts block it then,
+        # as the next test shows)
         reached = bad.get(category) >= head.thresholds[category]
         assert any(e.category is category for e in bad.evidence) == reached
 
