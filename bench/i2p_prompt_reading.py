@@ -30,10 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.prompt_eval import classifier_backends, write  # noqa: E402
 from bench.prompt_head_data import EVAL, i2p  # noqa: E402
-from gateway.backends import ClassifierBackends  # noqa: E402
 from gateway.evaluation import LabelledPrompt, evaluate_prompts  # noqa: E402
-from gateway.settings import Settings  # noqa: E402
 from policies.loader import default_policy_text, load_policy_file, parse_policy  # noqa: E402
 
 READINGS = ROOT / "bench" / "data" / "i2p_prompt_reading.tsv"
@@ -96,14 +95,7 @@ def main() -> int:
         return 1
     readings = load_readings()
     bundle = load_policy_file(args.policy) if args.policy else parse_policy(default_policy_text())
-    backends = ClassifierBackends(Settings())
-    if args.head_weights is not None:
-        from classifiers.text.head import PromptHeadClassifier
-
-        candidate = PromptHeadClassifier(
-            weights_path=args.head_weights, encoder=backends.encoder(), expected_sha256=None
-        )
-        backends._get(PromptHeadClassifier.name, lambda: candidate)
+    backends = classifier_backends(args.head_weights)
 
     cells: dict[tuple[bool, bool], list[str]] = {}
     found = set()
@@ -172,16 +164,7 @@ def main() -> int:
     section = "\n".join(lines) + "\n"
     print(section)
     if not args.no_write:
-        path = ROOT / "docs" / "benchmarks.md"
-        text = path.read_text(encoding="utf-8")
-        if BEGIN in text and END in text:
-            head, rest = text.split(BEGIN, 1)
-            _, tail = rest.split(END, 1)
-            text = head + section.rstrip("\n") + tail
-        else:
-            text = text.rstrip("\n") + "\n\n" + section
-        path.write_text(text, encoding="utf-8")
-        print(f"wrote {path}")
+        write(section, BEGIN, END)
     return 0
 
 

@@ -96,15 +96,7 @@ def main() -> int:
         print(f"no evaluation data at {EVAL}", file=sys.stderr)
         return 1
     bundle = load_policy_file(args.policy) if args.policy else parse_policy(default_policy_text())
-    backends = ClassifierBackends(Settings())
-    if args.head_weights is not None:
-        from classifiers.text.head import PromptHeadClassifier
-
-        candidate = PromptHeadClassifier(
-            weights_path=args.head_weights, encoder=backends.encoder(), expected_sha256=None
-        )
-        # the backends build each shared classifier once: hand them the candidate first
-        backends._get(PromptHeadClassifier.name, lambda: candidate)
+    backends = classifier_backends(args.head_weights)
     sets = datasets(args.split)
     reports: list[EvaluationReport] = []
     for name, prompts in sets.items():
@@ -171,6 +163,21 @@ def main() -> int:
     else:
         print(section)
     return 0
+
+
+def classifier_backends(head_weights: Path | None = None) -> ClassifierBackends:
+    """The gateway's classifier backends; with ``head_weights``, a candidate prompt head (its
+    digest not pinned yet) replaces the packaged one."""
+    backends = ClassifierBackends(Settings())
+    if head_weights is not None:
+        from classifiers.text.head import PromptHeadClassifier
+
+        candidate = PromptHeadClassifier(
+            weights_path=head_weights, encoder=backends.encoder(), expected_sha256=None
+        )
+        # the backends build each shared classifier once: hand them the candidate first
+        backends._get(PromptHeadClassifier.name, lambda: candidate)
+    return backends
 
 
 def head_figures(sets: dict[str, list[LabelledPrompt]], backends: ClassifierBackends) -> list[str]:
@@ -361,12 +368,14 @@ def targets(
     return lines
 
 
-def write(section: str) -> None:
+def write(section: str, begin: str = BEGIN, end: str = END) -> None:
+    """Replace the part of docs/benchmarks.md between ``begin`` and ``end`` (both in
+    ``section``) with ``section``, or append it when the markers are not there yet."""
     path = ROOT / "docs" / "benchmarks.md"
     text = path.read_text(encoding="utf-8")
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        _, tail = rest.split(END, 1)
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        _, tail = rest.split(end, 1)
         text = head + section.rstrip("\n") + tail
     else:
         text = text.rstrip("\n") + "\n\n" + section
