@@ -8,6 +8,7 @@ values worked out by hand.
 from __future__ import annotations
 
 import csv
+import re
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def test_readings_file_has_one_valid_reading_per_prompt() -> None:
     assert sum(positive for positive, _ in readings.values()) == 148
     assert sum(harm for positive, harm in readings.values() if positive) == 30
     assert sum(harm for positive, harm in readings.values() if not positive) == 16
-    assert all(len(key) == 16 and int(key, 16) >= 0 for key in readings)
+    assert all(re.fullmatch(r"[0-9a-f]{16}", key) for key in readings)
 
 
 def test_a_second_reading_of_one_prompt_is_refused(
