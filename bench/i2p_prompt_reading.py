@@ -98,7 +98,8 @@ def main() -> int:
     bundle = load_policy_file(args.policy) if args.policy else parse_policy(default_policy_text())
     backends = classifier_backends(args.head_weights)
 
-    cells: dict[tuple[bool, bool], list[str]] = {}
+    # (I2P positive, reads as harm, text) per reading
+    rows: list[tuple[bool, bool, str]] = []
     found = set()
     for example in i2p(max_negative=50.0):
         # I2P repeats some prompts (a few under both labels, or in both halves, the split
@@ -111,25 +112,28 @@ def main() -> int:
             and readings[key][0] == bool(example.categories)
         ):
             found.add(key)
-            positive, harm = readings[key]
-            cells.setdefault((positive, harm), []).append(example.text)
+            rows.append((*readings[key], example.text))
     missing = set(readings) - found
     if missing:
         raise ValueError(f"{len(missing)} readings match no I2P prompt, e.g. {sorted(missing)[0]}")
 
-    blocked: dict[tuple[bool, bool], int] = {}
-    for key, texts in sorted(cells.items()):
-        # every prompt as a positive: the report's recall is the share the stage blocks
-        report = evaluate_prompts(
-            bundle, backends, [LabelledPrompt(t, True) for t in texts], dataset="i2p reading"
-        )
-        blocked[key] = round((report.recall or 0.0) * len(texts))
+    report = evaluate_prompts(
+        bundle,
+        backends,
+        [LabelledPrompt(text, positive) for positive, _, text in rows],
+        dataset="i2p reading",
+        batch_size=64,
+    )
+    blocked = [decision.blocked for decision in report.decisions]
+
+    def chosen(positive: bool, harm: bool | None) -> list[int]:
+        return [i for i, (p, h, _) in enumerate(rows) if p == positive and harm in (None, h)]
 
     def size(positive: bool, harm: bool | None = None) -> int:
-        return sum(len(v) for (p, h), v in cells.items() if p == positive and harm in (None, h))
+        return len(chosen(positive, harm))
 
     def hit(positive: bool, harm: bool | None = None) -> int:
-        return sum(v for (p, h), v in blocked.items() if p == positive and harm in (None, h))
+        return sum(blocked[i] for i in chosen(positive, harm))
 
     lines = [
         BEGIN,
